@@ -1,0 +1,261 @@
+"""The harness under every stage's checks.
+
+* ``pytest checks/stage3`` checks your ``lessons/stage3_tokenize.py``;
+  ``--reference`` checks the reference solution instead (never counted as your progress).
+* The fixture ``lesson`` is your module, loaded from its file, so each stage is
+  checked alone: a bug in stage 2 cannot fail stage 3.
+* A TODO you have not filled in fails with one line ("not implemented yet —
+  open FILE:LINE"), never a traceback.
+* Learner code that hangs is stopped after ``--check-timeout`` seconds.
+* When a run ends, its results go to the lab's store with a hash of your file;
+  the dashboard opens the next stage when every check passed on the file as it is now.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import signal
+import sys
+import traceback
+from pathlib import Path
+
+import pytest
+
+from checks.teacher import CheckFailed, learner_frame
+from lessons.engine.errors import LabError
+from lessons.engine.paths import relative_to_project
+from lessons.engine.stages import STAGES_BY_KEY, Stage, file_hash
+from lessons.engine.todo import NotImplementedYet
+
+DEFAULT_TIMEOUT_S = 60
+# Library progress bars (saving a tiny model...) would only clutter a failure's report.
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+
+
+class CheckTimedOut(Exception):
+    """Learner code ran past the time limit of one check."""
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("lora-kitchen")
+    group.addoption("--reference", action="store_true",
+                    help="check the reference solution (lessons/reference/) instead of your file")
+    group.addoption("--lesson-file", default=None,
+                    help="check this file instead of lessons/stageN_*.py (the project's tests use it)")
+    group.addoption("--no-record", action="store_true", help="do not save the results in the lab's store")
+    group.addoption("--check-timeout", type=float, default=DEFAULT_TIMEOUT_S,
+                    help=f"seconds one check may run before it is stopped (default {DEFAULT_TIMEOUT_S})")
+    group.addoption("--report-json", default=None, help="also write each check's outcome and message here")
+
+
+def _stage_of(path: Path) -> Stage | None:
+    for part in Path(path).resolve().parts[::-1]:
+        if part in STAGES_BY_KEY:
+            return STAGES_BY_KEY[part]
+    return None
+
+
+def lesson_file(config, stage: Stage) -> Path:
+    if config.getoption("--lesson-file"):
+        return Path(config.getoption("--lesson-file")).resolve()
+    return stage.reference_file if config.getoption("--reference") else stage.learner_file
+
+
+_loaded: dict[Path, object] = {}
+
+
+def _load(path: Path, stage: Stage):
+    if path in _loaded:
+        return _loaded[path]
+    if not path.exists():
+        if path.parent.name == "reference":
+            raise LabError(f"the reference solution {relative_to_project(path)} is not in this copy "
+                           "(your instructor withheld it): run the checks without --reference.")
+        raise LabError(f"{relative_to_project(path)} is missing: run `python -m lessons generate` to make it.")
+    spec = importlib.util.spec_from_file_location(f"lesson_{stage.key}_{abs(hash(path))}", path)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as error:
+        raise LabError(f"Python cannot read {relative_to_project(path)}: {error.msg} at line {error.lineno}:\n"
+                       f"    {(error.text or '').rstrip()}\n  hint: look for a missing bracket, colon or quote "
+                       "on that line or the one before.") from None
+    except NotImplementedYet:
+        raise
+    except Exception as error:  # noqa: BLE001
+        frame = learner_frame(error.__traceback__, {str(path)})
+        at = f" at line {frame.lineno}: {frame.line}" if frame else ""
+        raise LabError(f"{relative_to_project(path)} fails when it is imported{at}\n"
+                       f"  {type(error).__name__}: {error}") from None
+    _loaded[path] = module
+    return module
+
+
+@pytest.fixture
+def lesson(request):
+    """The lesson module under check (yours, or the reference with --reference)."""
+    stage = _stage_of(request.path)
+    assert stage, f"{request.path} is not inside a checks/stageN folder"
+    return _load(lesson_file(request.config, stage), stage)
+
+
+# -- tiny models with the real tokenizer --------------------------------------------
+@pytest.fixture
+def tokenizer():
+    """A fresh copy of SmolLM2's real tokenizer (49,152 tokens)."""
+    from lessons.engine.tiny import real_tokenizer
+
+    return real_tokenizer()
+
+
+@pytest.fixture
+def tiny_model(tokenizer):
+    """A 2-layer Llama with the real vocabulary: small so a check runs in a second."""
+    from lessons.engine.tiny import tiny_llama
+
+    return tiny_llama(tokenizer, seed=0)
+
+
+# -- a time limit for learner code ----------------------------------------------------
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    limit = item.config.getoption("--check-timeout")
+    marker = item.get_closest_marker("timeout")
+    if marker:
+        limit = marker.args[0]
+
+    def stop(signum, frame):
+        raise CheckTimedOut(f"this check ran longer than {limit:.0f} s and was stopped.\n"
+                            "  hint: is there a loop that never ends, or far more work than the task needs?")
+
+    usable = hasattr(signal, "SIGALRM") and limit and limit > 0
+    if usable:
+        previous = signal.signal(signal.SIGALRM, stop)
+        signal.setitimer(signal.ITIMER_REAL, limit)
+    try:
+        yield
+    finally:
+        if usable:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+
+
+# -- failures that read like a teacher -----------------------------------------------
+def friendly_message(excinfo, learner_path: Path | None) -> str | None:
+    """The words a learner reads for a failure, or None to keep pytest's report."""
+    error = excinfo.value
+    if isinstance(error, (NotImplementedYet, CheckFailed, LabError)):
+        return str(error)
+    if isinstance(error, CheckTimedOut):
+        frame = learner_frame(excinfo.tb, {str(learner_path)}) if learner_path else None
+        where = f"\n  open:     {relative_to_project(frame.filename)}:{frame.lineno}" if frame else ""
+        return f"{error}{where}"
+    if learner_path:
+        frame = learner_frame(excinfo.tb, {str(learner_path)})
+        if frame:
+            folded = "".join(traceback.format_exception_only(type(error), error)).strip()
+            return (f"your code raised {folded}\n"
+                    f"  at:       {relative_to_project(frame.filename)}:{frame.lineno}: {frame.line}\n"
+                    "  hint:     read the error; the line shown is where your code stopped.")
+    return None
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    stage = _stage_of(item.path)
+    report.lk_title = (item.function.__doc__ or "").strip().splitlines()[0] if getattr(item, "function", None) \
+        and item.function.__doc__ else item.name
+    if call.excinfo is None or stage is None:
+        return
+    message = friendly_message(call.excinfo, lesson_file(item.config, stage))
+    if message is not None:
+        report.longrepr = message
+    report.lk_message = message or str(call.excinfo.value)
+
+
+# -- recording -------------------------------------------------------------------------
+_results: dict[str, dict[str, dict]] = {}
+_collected: dict[str, int] = {}
+_cut_short: set[str] = set()
+
+
+def pytest_collection_modifyitems(session, config, items):
+    for item in items:
+        stage = _stage_of(item.path)
+        if stage:
+            _collected[stage.key] = _collected.get(stage.key, 0) + 1
+
+
+def pytest_deselected(items):
+    for item in items:
+        stage = _stage_of(item.path)
+        if stage:
+            _cut_short.add(stage.key)
+
+
+def pytest_runtest_logreport(report):
+    stage = _stage_of(Path(report.fspath))
+    if stage is None or (report.when != "call" and report.passed):
+        return
+    outcome = "passed" if report.passed else "skipped" if report.skipped else \
+        ("failed" if report.when == "call" else "error")
+    message = getattr(report, "lk_message", "") or ("" if report.passed else str(report.longrepr)[-2000:])
+    if outcome != "passed" and ("not implemented yet" in message or "not filled in yet" in message):
+        outcome = "todo"
+    name = report.nodeid.split("::")[-1]
+    entry = _results.setdefault(stage.key, {}).get(name)
+    if entry is None or entry["outcome"] == "passed":  # an error in teardown still counts
+        _results[stage.key][name] = {"name": name, "title": getattr(report, "lk_title", name),
+                                     "outcome": outcome, "message": message}
+
+
+def pytest_sessionfinish(session, exitstatus):
+    config = session.config
+    report_path = config.getoption("--report-json")
+    if report_path:
+        Path(report_path).write_text(json.dumps(_results, indent=1))
+    if config.getoption("--reference") or config.getoption("--lesson-file") or config.getoption("--no-record"):
+        return
+    if not _results:
+        return
+    from lessons.engine.store import Store
+
+    stopped_early = bool(session.shouldstop) or bool(session.shouldfail)
+    try:
+        with Store() as store:
+            for key, results in _results.items():
+                stage = STAGES_BY_KEY[key]
+                complete = (key not in _cut_short and not stopped_early and len(results) == _collected.get(key))
+                store.record_check_run(key, relative_to_project(stage.learner_file),
+                                       file_hash(stage.learner_file), list(results.values()), complete=complete)
+    except Exception as error:  # noqa: BLE001 - recording must never hide the check results
+        print(f"\n(could not save the results to the lab's store: {error})", file=sys.stderr)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if not _results:
+        return
+    for key, results in _results.items():
+        passed = sum(r["outcome"] == "passed" for r in results.values())
+        stage = STAGES_BY_KEY[key]
+        who = "the reference solution" if config.getoption("--reference") else relative_to_project(
+            lesson_file(config, stage))
+        line = f"LoRA Kitchen stage {stage.label}: {passed} of {len(results)} checks pass on {who}."
+        if passed == len(results) and not config.getoption("--reference"):
+            line += " Stage complete: the next page of the dashboard is open."
+        terminalreporter.write_line(line, bold=True)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "timeout(seconds): a longer time limit for one check")
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
+    except ImportError:
+        pass

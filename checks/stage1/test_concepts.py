@@ -1,0 +1,108 @@
+"""Stage 1 checks: devices, loading, counting parameters, tokens, generating.
+
+Fixed inputs only: a tiny model with the real tokenizer (see ``lessons/engine/tiny.py``),
+saved to a temporary folder so loading is checked exactly as for a real model.
+"""
+import torch
+
+from checks.teacher import call, expect
+from lessons.engine.tiny import tiny_llama
+
+
+def test_pick_device_prefers_cuda(lesson, monkeypatch):
+    """pick_device uses the GPU when there is one, and the CPU otherwise."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    got = call(lesson.pick_device)
+    expect(got == "cuda", lesson.pick_device, "with a CUDA GPU available it should be chosen.",
+           expected="'cuda'", got=got, hint="Which device is fastest when torch.cuda.is_available() is True?")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    if getattr(torch.backends, "mps", None) is not None:
+        monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    got = call(lesson.pick_device)
+    expect(got == "cpu", lesson.pick_device, "without any GPU the answer must be the CPU.",
+           expected="'cpu'", got=got, hint="What is left when neither CUDA nor MPS is available?")
+
+
+def test_load_model_and_tokenizer_from_a_folder(lesson, tokenizer, tmp_path):
+    """load_model_and_tokenizer loads a causal LM and its tokenizer from a local folder."""
+    tiny_llama(tokenizer).save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    result = call(lesson.load_model_and_tokenizer, str(tmp_path))
+    expect(isinstance(result, tuple) and len(result) == 2, lesson.load_model_and_tokenizer,
+           "it must return two things, (model, tokenizer).", expected="(model, tokenizer)", got=result)
+    model, loaded_tokenizer = result
+    expect(hasattr(model, "generate") and hasattr(model, "get_output_embeddings")
+           and model.get_output_embeddings() is not None, lesson.load_model_and_tokenizer,
+           "the model cannot predict next tokens (it has no language-model head).",
+           expected="a model like LlamaForCausalLM", got=type(model).__name__,
+           hint="AutoModel gives the body only; which Auto class adds the next-token head?")
+    expect(callable(loaded_tokenizer) and hasattr(loaded_tokenizer, "decode"), lesson.load_model_and_tokenizer,
+           "the second thing returned should be a tokenizer.", expected="a tokenizer", got=type(loaded_tokenizer).__name__,
+           hint="Did you return (model, tokenizer) in that order?")
+    expect(not model.training, lesson.load_model_and_tokenizer, "the model should be in evaluation mode.",
+           expected="model.training == False", got=model.training, hint="Which method switches dropout off?")
+
+
+def test_count_parameters(lesson, tiny_model):
+    """count_parameters counts every number, and separately the trainable ones."""
+    total = sum(p.numel() for p in tiny_model.parameters())
+    got = call(lesson.count_parameters, tiny_model)
+    expect(isinstance(got, dict) and {"total", "trainable"} <= set(got), lesson.count_parameters,
+           "it must return a dict with 'total' and 'trainable'.", expected="{'total': ..., 'trainable': ...}", got=got)
+    expect(got["total"] == total, lesson.count_parameters, "the total is off.", expected=total, got=got["total"],
+           hint="Do you count numbers (p.numel()) rather than tensors?")
+    tiny_model.model.embed_tokens.weight.requires_grad_(False)  # freeze the biggest tensor
+    frozen = tiny_model.model.embed_tokens.weight.numel()
+    got = call(lesson.count_parameters, tiny_model)
+    expect(got["trainable"] == total - frozen, lesson.count_parameters,
+           "after freezing the embedding, the trainable count must drop by its size.",
+           expected=total - frozen, got=got["trainable"], hint="Which parameters have requires_grad set?")
+    expect(got["total"] == total, lesson.count_parameters, "freezing must not change the total.",
+           expected=total, got=got["total"])
+
+
+def test_show_tokens(lesson, tokenizer):
+    """show_tokens gives each token's string and id, in order, and the pieces rebuild the text."""
+    text = "RECIPE: Pancakes\nINGREDIENTS: 1 cup flour"
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    got = call(lesson.show_tokens, tokenizer, text)
+    expect(isinstance(got, list) and all(isinstance(t, dict) for t in got), lesson.show_tokens,
+           "it must return a list of dicts, one per token.", expected="[{'token': ..., 'id': ..., 'text': ...}, ...]",
+           got=got)
+    expect([t.get("id") for t in got] == ids, lesson.show_tokens, "the ids are not the tokenizer's ids for this text.",
+           expected=ids, got=[t.get("id") for t in got],
+           hint="Did special tokens sneak in? Use add_special_tokens=False.")
+    tokens = tokenizer.convert_ids_to_tokens(ids)
+    expect([t.get("token") for t in got] == tokens, lesson.show_tokens, "the token strings are off.",
+           expected=tokens, got=[t.get("token") for t in got], hint="tokenizer.convert_ids_to_tokens(ids)")
+    rebuilt = "".join(t.get("text", "") for t in got)
+    expect(rebuilt == text, lesson.show_tokens, "the 'text' pieces joined together must give back the text.",
+           expected=text, got=rebuilt, hint="Decode one id at a time: tokenizer.decode([token_id]).")
+
+
+def test_generate_text_returns_only_new_text(lesson, tiny_model, tokenizer):
+    """generate_text returns only what the model added, at most max_new_tokens of it."""
+    prompt = "RECIPE: Tomato Soup\nINGREDIENTS:"
+    got = call(lesson.generate_text, tiny_model, tokenizer, prompt, max_new_tokens=12, temperature=0)
+    expect(isinstance(got, str), lesson.generate_text, "it must return text (a str).", expected="a str", got=got)
+    expect(not got.startswith(prompt), lesson.generate_text, "the prompt came back too: return only the new text.",
+           expected="text after the prompt", got=got, hint="How many tokens at the start of the output are the prompt's?")
+    inputs = tokenizer(prompt, return_tensors="pt")
+    greedy = tiny_model.generate(**inputs, max_new_tokens=12, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+    want = tokenizer.decode(greedy[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+    expect(got == want, lesson.generate_text, "with temperature=0 the output must be the greedy continuation.",
+           expected=want, got=got, hint="temperature=0 means do_sample=False; is max_new_tokens passed on?")
+
+
+def test_generate_text_seed_repeats(lesson, tiny_model, tokenizer):
+    """generate_text with the same seed gives the same text; sampling does sample."""
+    prompt = "RECIPE: Banana Pancakes\nINGREDIENTS:"
+    first = call(lesson.generate_text, tiny_model, tokenizer, prompt, max_new_tokens=15, temperature=1.0, seed=3)
+    again = call(lesson.generate_text, tiny_model, tokenizer, prompt, max_new_tokens=15, temperature=1.0, seed=3)
+    expect(first == again, lesson.generate_text, "the same seed must give the same text.",
+           expected=first, got=again, hint="Set torch.manual_seed(seed) before generating.")
+    others = {call(lesson.generate_text, tiny_model, tokenizer, prompt, max_new_tokens=15, temperature=1.0, seed=s)
+              for s in range(4, 8)}
+    expect(len(others | {first}) > 1, lesson.generate_text, "different seeds always gave the same text: "
+           "with temperature 1 the model should sample.", expected="some variety", got=sorted(others),
+           hint="With temperature > 0, pass do_sample=True to generate.")

@@ -1,0 +1,89 @@
+"""The LoRA Kitchen command line: ``python -m lessons <command>``.
+
+    progress        your table of stages (not started / failing / passed / changed)
+    pipeline        run the whole assignment end to end (instructors: --reference --quick)
+    generate        write the learner files from the reference solutions
+    handout         a copy of the project for learners, without the reference solutions
+    setup-model     convert the embedded model to its fast cache (set-up does it)
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+from .engine.errors import LabError
+from .engine.paths import PROJECT_ROOT
+
+
+def _progress(args) -> int:
+    from .engine.progress import progress_table
+    from .engine.store import Store
+
+    with Store() as store:
+        print(f"LoRA Kitchen progress for {store.learner} (store: {store.path})\n")
+        print(progress_table(store))
+    return 0
+
+
+def _setup_model(args) -> int:
+    from .engine.assets import ensure_model_cache, wikibooks_file
+
+    wikibooks_file("en")  # fails early, clearly, if the recipes package is missing
+    print(f"[setup] model cache: {ensure_model_cache()}")
+    return 0
+
+
+def _handout(args) -> int:
+    """Copy the project without the reference solutions (for instructors who withhold them)."""
+    out = Path(args.out).resolve()
+    if out.exists() and any(out.iterdir()):
+        raise LabError(f"{out} exists and is not empty: choose another --out, or remove it first.")
+    ignore = shutil.ignore_patterns(".git", ".venv", ".lab", "__pycache__", ".pytest_cache", "handout", "reference")
+    shutil.copytree(PROJECT_ROOT, out, ignore=ignore, dirs_exist_ok=True)
+    print(f"handout written to {out} (no lessons/reference/: the dashboard shows hints only, "
+          "and `pytest checks --reference` says the reference is withheld)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lessons", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("progress", help="your table of stages").set_defaults(run=_progress)
+    commands.add_parser("setup-model", help="convert the embedded model once").set_defaults(run=_setup_model)
+    handout = commands.add_parser("handout", help="a learner copy without the reference solutions")
+    handout.add_argument("--out", default="handout", help="folder to write (default: ./handout)")
+    handout.set_defaults(run=_handout)
+    generate = commands.add_parser("generate", help="write learner files from the reference", add_help=False)
+    generate.set_defaults(run=None)
+    pipeline = commands.add_parser("pipeline", help="run every stage end to end", add_help=False)
+    pipeline.set_defaults(run=None)
+    bench = commands.add_parser("bench", help="baseline vs lab training benchmark", add_help=False)
+    bench.set_defaults(run=None)
+
+    argv = sys.argv[1:] if argv is None else argv
+    # These three parse their own options.
+    if argv and argv[0] in {"generate", "pipeline", "bench"}:
+        try:
+            if argv[0] == "generate":
+                from .engine.blanks import main as command
+            elif argv[0] == "pipeline":
+                from .engine.pipeline import main as command
+            else:
+                from .engine.bench import main as command
+            return command(argv[1:])
+        except LabError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except LabError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

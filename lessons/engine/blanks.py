@@ -1,0 +1,218 @@
+"""Make the learner files from the reference solutions: one source of truth.
+
+A reference solution (``lessons/reference/stageN_*.py``) is ordinary, working
+Python with the learner's parts marked. Two kinds of mark:
+
+A TODO region, a whole piece the learner writes::
+
+    def is_valid_recipe(example):
+        ### BEGIN SOLUTION
+        ### HINT: How many ingredients make a recipe worth learning from?
+        ### PARTIAL: ingredients = as_list(example["ingredients"])
+        ingredients = as_list(example["ingredients"])
+        return len(ingredients) >= MIN_INGREDIENTS
+        ### END SOLUTION
+
+becomes, in the learner file (``lessons/stage2_data.py``)::
+
+    def is_valid_recipe(example):
+        # TODO: How many ingredients make a recipe worth learning from?
+        raise todo()
+
+A blank, one expression inside a line the learner completes, marked by a
+comment at the end of the line (an optional hint after ``--``)::
+
+    model = AutoModelForCausalLM.from_pretrained(source)  # BLANK: AutoModelForCausalLM -- which Auto class predicts the next token?
+
+becomes::
+
+    model = ___.from_pretrained(source)  # TODO: fill in ___ — which Auto class predicts the next token?
+
+``HINT`` lines are the learner's first help; ``PARTIAL`` lines are a second,
+stronger help the dashboard reveals on request; the full solution comes last.
+A nested or unterminated region, a stray END, a hint outside a region or a
+blank whose expression is not on its line is an error (``MarkerError``) with
+the file and line, never a silently wrong learner file.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .paths import LESSONS_DIR, REFERENCE_DIR
+
+BEGIN = "### BEGIN SOLUTION"
+END = "### END SOLUTION"
+HINT = "### HINT:"
+PARTIAL = "### PARTIAL:"
+BLANK_RE = re.compile(r"\s+# BLANK: (?P<spec>.+?)\s*$")
+DEF_RE = re.compile(r"^(?P<indent>\s*)(?:async\s+)?def\s+(?P<name>\w+)")
+TODO_IMPORT = "from lessons.engine.todo import ___, todo"
+
+
+class MarkerError(ValueError):
+    """A reference file whose markers cannot be turned into a learner file."""
+
+    def __init__(self, filename: str, line: int, problem: str):
+        self.filename, self.line = filename, line
+        super().__init__(f"{filename}:{line}: {problem}")
+
+
+@dataclass
+class Exercise:
+    """One thing the learner writes: a TODO region or a blank."""
+
+    function: str = field(metadata={"help": "the function it belongs to"})
+    kind: str = field(metadata={"help": "'todo' (a region) or 'blank' (inside one line)"})
+    reference_line: int = field(metadata={"help": "1-based line of the marker in the reference"})
+    learner_line: int = field(metadata={"help": "1-based line of the TODO in the learner file"})
+    hints: list[str] = field(default_factory=list, metadata={"help": "Socratic hints, shown first"})
+    partial: list[str] = field(default_factory=list, metadata={"help": "a partial solution, shown second"})
+    solution: list[str] = field(default_factory=list, metadata={"help": "the full solution, shown last"})
+
+
+def _enclosing_function(lines: list[str], index: int) -> str:
+    indent = len(lines[index]) - len(lines[index].lstrip())
+    for j in range(index, -1, -1):
+        match = DEF_RE.match(lines[j])
+        if match and len(match.group("indent")) < max(indent, 1):
+            return match.group("name")
+    return "<module>"
+
+
+def transform(source: str, filename: str = "<reference>") -> tuple[str, list[Exercise]]:
+    """The learner version of a reference source, and the exercises in it.
+
+    >>> learner, exercises = transform("def f():\\n    ### BEGIN SOLUTION\\n    return 1\\n    ### END SOLUTION\\n")
+    >>> print(learner)
+    def f():
+        # TODO: write this part (the docstring above says what it must do).
+        raise todo()
+    <BLANKLINE>
+    """
+    lines = source.splitlines()
+    out: list[str] = []
+    exercises: list[Exercise] = []
+    region: Exercise | None = None
+    region_indent = ""
+    region_has_code = False
+
+    for number, line in enumerate(lines, start=1):
+        stripped = line.strip()
+        if stripped.startswith(BEGIN):
+            if region is not None:
+                raise MarkerError(filename, number, f"nested '{BEGIN}': the region opened at line "
+                                                    f"{region.reference_line} is not closed yet")
+            region = Exercise(_enclosing_function(lines, number - 1), "todo", number, 0)
+            region_indent = line[: len(line) - len(line.lstrip())]
+            region_has_code = False
+            continue
+        if stripped.startswith(END):
+            if region is None:
+                raise MarkerError(filename, number, f"'{END}' without a '{BEGIN}' before it")
+            if not region.solution:
+                raise MarkerError(filename, number, "an empty solution region")
+            hints = region.hints or ["write this part (the docstring above says what it must do)."]
+            out.append(f"{region_indent}# TODO: {hints[0]}")
+            out.extend(f"{region_indent}#       {more}" for more in hints[1:])
+            out.append(f"{region_indent}raise todo()")
+            region.learner_line = len(out)
+            exercises.append(region)
+            region = None
+            continue
+        for marker, bucket in ((HINT, "hints"), (PARTIAL, "partial")):
+            if stripped.startswith(marker):
+                if region is None:
+                    raise MarkerError(filename, number, f"'{marker}' outside a solution region")
+                if region_has_code:
+                    raise MarkerError(filename, number, f"'{marker}' after the solution's code: put it first")
+                getattr(region, bucket).append(stripped[len(marker):].strip())
+                break
+        else:
+            blank = BLANK_RE.search(line)
+            if region is not None:
+                if blank:
+                    raise MarkerError(filename, number, "a BLANK inside a solution region")
+                region.solution.append(line)
+                region_has_code = region_has_code or bool(stripped)
+                continue
+            if blank:
+                code = line[: blank.start()]
+                spec, _, hint = blank.group("spec").partition(" -- ")
+                exercise = Exercise(_enclosing_function(lines, number - 1), "blank", number, len(out) + 1,
+                                    hints=[hint.strip()] if hint.strip() else [], solution=[code.strip()])
+                for expression in (part.strip() for part in spec.split(" | ")):
+                    if code.count(expression) != 1:
+                        raise MarkerError(filename, number, f"the blank {expression!r} must appear exactly once "
+                                                            f"on its line (found {code.count(expression)})")
+                    code = code.replace(expression, "___")
+                comment = "# TODO: fill in ___" + (f" — {hint.strip()}" if hint.strip() else "")
+                out.append(f"{code}  {comment}")
+                exercises.append(exercise)
+                continue
+            out.append(line)
+
+    if region is not None:
+        raise MarkerError(filename, region.reference_line, f"'{BEGIN}' is never closed by '{END}'")
+    if exercises and TODO_IMPORT not in source:
+        raise MarkerError(filename, 1, f"a file with exercises must import them: add '{TODO_IMPORT}'")
+    return "\n".join(out) + "\n", exercises
+
+
+def reference_files() -> list[Path]:
+    """Every reference solution, in stage order."""
+    return sorted(REFERENCE_DIR.glob("stage*.py"))
+
+
+def learner_path(reference: Path) -> Path:
+    return LESSONS_DIR / reference.name
+
+
+def generate(reference: Path) -> tuple[str, list[Exercise]]:
+    return transform(reference.read_text(encoding="utf-8"), filename=f"lessons/reference/{reference.name}")
+
+
+def exercises_for(module_name: str) -> list[Exercise]:
+    """The exercises of one stage (``"stage2_data"``), for the dashboard's hints."""
+    reference = REFERENCE_DIR / f"{module_name}.py"
+    if not reference.exists():
+        return []
+    return generate(reference)[1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lessons generate",
+                                     description="Write the learner files from the reference solutions.")
+    parser.add_argument("--check", action="store_true",
+                        help="write nothing; exit 1 if a learner file differs from what would be generated")
+    parser.add_argument("--force", action="store_true",
+                        help="overwrite learner files that differ (a learner's edits are lost!)")
+    args = parser.parse_args(argv)
+    stale = []
+    for reference in reference_files():
+        text, _ = generate(reference)
+        target = learner_path(reference)
+        current = target.read_text(encoding="utf-8") if target.exists() else None
+        if current == text:
+            continue
+        stale.append(target.name)
+        if args.check:
+            continue
+        if current is not None and not args.force:
+            # A learner's work is never overwritten by accident.
+            print(f"skipped {target.name}: it differs from the reference's learner version "
+                  "(a learner's work?); --force overwrites it")
+            continue
+        target.write_text(text, encoding="utf-8")
+        print(f"wrote {target.relative_to(LESSONS_DIR.parent)}")
+    if args.check and stale:
+        print("out of date: " + ", ".join(stale) + " — run: python -m lessons generate")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,274 @@
+"""The lab's store: one SQLite database per learner, in WAL mode.
+
+Everything a learner does that is worth keeping goes here: check results (with
+a hash of the file they ran on), training runs and their metrics, generations,
+evaluations, written answers, hints revealed. Each write is one transaction, so
+a process killed mid-write leaves the database as it was before that write:
+nothing half-written, nothing earlier lost.
+
+In a class (``LAB_CLASS_DIR`` set), each learner's database lives in their own
+folder, ``$LAB_CLASS_DIR/<learner>/lab.sqlite``; the instructor's Class page
+reads them all, read-only, and never runs learner code.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from .paths import lab_home, learner_id
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS check_runs (
+    id INTEGER PRIMARY KEY, learner TEXT NOT NULL, stage TEXT NOT NULL,
+    file_path TEXT NOT NULL, file_hash TEXT NOT NULL,
+    complete INTEGER NOT NULL,         -- 1 when every check of the stage ran (no -k, no -x stop)
+    passed INTEGER NOT NULL, failed INTEGER NOT NULL, total INTEGER NOT NULL,
+    created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS check_results (
+    run_id INTEGER NOT NULL REFERENCES check_runs(id), check_name TEXT NOT NULL,
+    title TEXT NOT NULL DEFAULT '',    -- the check's docstring, in words
+    outcome TEXT NOT NULL,             -- passed | failed | error | skipped | todo
+    message TEXT NOT NULL DEFAULT '');
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY, learner TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL DEFAULT '',
+    config TEXT NOT NULL DEFAULT '{}',
+    status TEXT NOT NULL,              -- queued | running | finished | failed | cancelled
+    reason TEXT NOT NULL DEFAULT '', pid INTEGER, checkpoint_dir TEXT NOT NULL DEFAULT '',
+    summary TEXT NOT NULL DEFAULT '{}', created REAL NOT NULL, updated REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS metrics (
+    run_id TEXT NOT NULL REFERENCES runs(id), step INTEGER NOT NULL, split TEXT NOT NULL,
+    epoch REAL, loss REAL, learning_rate REAL, tokens_per_s REAL, eta_s REAL,
+    extra TEXT NOT NULL DEFAULT '{}', t REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS metrics_by_run ON metrics(run_id, step);
+CREATE TABLE IF NOT EXISTS generations (
+    id INTEGER PRIMARY KEY, learner TEXT NOT NULL, stage TEXT NOT NULL, label TEXT NOT NULL,
+    model TEXT NOT NULL, prompt TEXT NOT NULL, text TEXT NOT NULL,
+    settings TEXT NOT NULL DEFAULT '{}', created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS evaluations (
+    id INTEGER PRIMARY KEY, learner TEXT NOT NULL, stage TEXT NOT NULL, run_id TEXT,
+    name TEXT NOT NULL, value REAL, details TEXT NOT NULL DEFAULT '{}', created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS answers (
+    learner TEXT NOT NULL, stage TEXT NOT NULL, question TEXT NOT NULL, answer TEXT NOT NULL,
+    updated REAL NOT NULL, PRIMARY KEY (learner, stage, question));
+CREATE TABLE IF NOT EXISTS reveals (
+    learner TEXT NOT NULL, stage TEXT NOT NULL, exercise TEXT NOT NULL, level TEXT NOT NULL,
+    created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS results (
+    learner TEXT NOT NULL, stage TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
+    created REAL NOT NULL);
+"""
+
+
+def default_store_path(learner: str | None = None) -> Path:
+    learner = learner or learner_id()
+    class_dir = os.environ.get("LAB_CLASS_DIR")
+    folder = Path(class_dir) / learner if class_dir else lab_home()
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / "lab.sqlite"
+
+
+def _loads(text: str) -> Any:
+    return json.loads(text) if text else None
+
+
+class Store:
+    """A learner's store. ``Store()`` opens (and creates) the default one.
+
+    Args:
+        path: the database file; default ``$LAB_HOME/lab.sqlite`` (or the class folder).
+        learner: whose rows to write and read; default ``LAB_LEARNER`` or the login name.
+        read_only: open without creating or writing (the Class page reads others' stores so).
+    """
+
+    def __init__(self, path: str | Path | None = None, *, learner: str | None = None, read_only: bool = False):
+        self.learner = learner or learner_id()
+        self.path = Path(path) if path else default_store_path(self.learner)
+        if read_only:
+            self._conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30,
+                                         check_same_thread=False)
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
+            self._conn.execute("PRAGMA journal_mode=WAL")   # readers never block the writer
+            self._conn.execute("PRAGMA synchronous=NORMAL")  # durable across a killed process
+            with self._conn:
+                self._conn.executescript(SCHEMA)
+        self._conn.row_factory = sqlite3.Row
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """All the writes inside happen together, or not at all."""
+        with self._conn:
+            yield self._conn
+
+    def _rows(self, sql: str, *params) -> list[dict]:
+        return [dict(row) for row in self._conn.execute(sql, params)]
+
+    # -- checks -------------------------------------------------------------------
+    def record_check_run(self, stage: str, file_path: str, file_hash: str,
+                         results: list[dict], *, complete: bool) -> int:
+        """Save one ``pytest checks/<stage>`` run: a dict per check with name, title, outcome, message."""
+        passed = sum(result["outcome"] == "passed" for result in results)
+        with self.transaction() as conn:
+            cursor = conn.execute(
+                "INSERT INTO check_runs (learner, stage, file_path, file_hash, complete, passed, failed, total, created)"
+                " VALUES (?,?,?,?,?,?,?,?,?)",
+                (self.learner, stage, file_path, file_hash, int(complete), passed, len(results) - passed,
+                 len(results), time.time()))
+            conn.executemany("INSERT INTO check_results (run_id, check_name, title, outcome, message)"
+                             " VALUES (?,?,?,?,?)",
+                             [(cursor.lastrowid, r["name"], r.get("title", ""), r["outcome"], r.get("message", ""))
+                              for r in results])
+        return cursor.lastrowid
+
+    def latest_check_run(self, stage: str, *, complete_only: bool = False) -> dict | None:
+        rows = self._rows("SELECT * FROM check_runs WHERE learner=? AND stage=?"
+                          + (" AND complete=1" if complete_only else "") + " ORDER BY id DESC LIMIT 1",
+                          self.learner, stage)
+        if not rows:
+            return None
+        run = rows[0]
+        run["results"] = self._rows("SELECT check_name, title, outcome, message FROM check_results WHERE run_id=?",
+                                    run["id"])
+        return run
+
+    # -- training runs and metrics -------------------------------------------------
+    def start_run(self, kind: str, config: dict, *, name: str = "", run_id: str | None = None,
+                  status: str = "running", checkpoint_dir: str = "") -> str:
+        run_id = run_id or time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+        now = time.time()
+        with self.transaction() as conn:
+            conn.execute("INSERT INTO runs (id, learner, kind, name, config, status, pid, checkpoint_dir, created, updated)"
+                         " VALUES (?,?,?,?,?,?,?,?,?,?)",
+                         (run_id, self.learner, kind, name, json.dumps(config, default=str), status, os.getpid(),
+                          checkpoint_dir, now, now))
+        return run_id
+
+    def update_run(self, run_id: str, **fields: Any) -> None:
+        """Set ``status``, ``reason``, ``pid``, ``checkpoint_dir`` or ``summary`` (a dict) of a run."""
+        allowed = {"status", "reason", "pid", "checkpoint_dir", "summary", "config"}
+        unknown = set(fields) - allowed
+        if unknown:
+            raise ValueError(f"unknown run fields: {sorted(unknown)}")
+        values = {key: json.dumps(value, default=str) if key in {"summary", "config"} else value
+                  for key, value in fields.items()}
+        assignments = ", ".join(f"{key}=?" for key in values)
+        with self.transaction() as conn:
+            conn.execute(f"UPDATE runs SET {assignments}, updated=? WHERE id=?",
+                         (*values.values(), time.time(), run_id))
+
+    def log_metric(self, run_id: str, step: int, split: str = "train", *, epoch: float | None = None,
+                   loss: float | None = None, learning_rate: float | None = None,
+                   tokens_per_s: float | None = None, eta_s: float | None = None, **extra: Any) -> None:
+        with self.transaction() as conn:
+            conn.execute("INSERT INTO metrics (run_id, step, split, epoch, loss, learning_rate, tokens_per_s, eta_s,"
+                         " extra, t) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                         (run_id, step, split, epoch, loss, learning_rate, tokens_per_s, eta_s,
+                          json.dumps(extra, default=str), time.time()))
+            conn.execute("UPDATE runs SET updated=? WHERE id=?", (time.time(), run_id))
+
+    def run(self, run_id: str) -> dict | None:
+        rows = self._rows("SELECT * FROM runs WHERE id=?", run_id)
+        if not rows:
+            return None
+        row = rows[0]
+        row["config"], row["summary"] = _loads(row["config"]), _loads(row["summary"])
+        return row
+
+    def runs(self, kind: str | None = None) -> list[dict]:
+        rows = self._rows("SELECT * FROM runs WHERE learner=?" + (" AND kind=?" if kind else "")
+                          + " ORDER BY created", *([self.learner, kind] if kind else [self.learner]))
+        for row in rows:
+            row["config"], row["summary"] = _loads(row["config"]), _loads(row["summary"])
+        return rows
+
+    def metrics(self, run_id: str) -> list[dict]:
+        rows = self._rows("SELECT * FROM metrics WHERE run_id=? ORDER BY step, t", run_id)
+        for row in rows:
+            row.update(_loads(row.pop("extra")) or {})
+        return rows
+
+    # -- generations, evaluations, answers, hints, results -------------------------
+    def save_generation(self, stage: str, label: str, model: str, prompt: str, text: str,
+                        settings: dict | None = None) -> None:
+        with self.transaction() as conn:
+            conn.execute("INSERT INTO generations (learner, stage, label, model, prompt, text, settings, created)"
+                         " VALUES (?,?,?,?,?,?,?,?)",
+                         (self.learner, stage, label, model, prompt, text, json.dumps(settings or {}), time.time()))
+
+    def generations(self, stage: str | None = None, label: str | None = None) -> list[dict]:
+        sql, params = "SELECT * FROM generations WHERE learner=?", [self.learner]
+        for column, value in (("stage", stage), ("label", label)):
+            if value is not None:
+                sql += f" AND {column}=?"
+                params.append(value)
+        rows = self._rows(sql + " ORDER BY id", *params)
+        for row in rows:
+            row["settings"] = _loads(row["settings"])
+        return rows
+
+    def save_evaluation(self, stage: str, name: str, value: float | None, *, run_id: str | None = None,
+                        details: dict | None = None) -> None:
+        with self.transaction() as conn:
+            conn.execute("INSERT INTO evaluations (learner, stage, run_id, name, value, details, created)"
+                         " VALUES (?,?,?,?,?,?,?)",
+                         (self.learner, stage, run_id, name, value, json.dumps(details or {}, default=str),
+                          time.time()))
+
+    def evaluations(self, stage: str | None = None, name: str | None = None) -> list[dict]:
+        sql, params = "SELECT * FROM evaluations WHERE learner=?", [self.learner]
+        for column, value in (("stage", stage), ("name", name)):
+            if value is not None:
+                sql += f" AND {column}=?"
+                params.append(value)
+        rows = self._rows(sql + " ORDER BY id", *params)
+        for row in rows:
+            row["details"] = _loads(row["details"])
+        return rows
+
+    def save_answer(self, stage: str, question: str, answer: str) -> None:
+        with self.transaction() as conn:
+            conn.execute("INSERT INTO answers (learner, stage, question, answer, updated) VALUES (?,?,?,?,?)"
+                         " ON CONFLICT(learner, stage, question) DO UPDATE SET answer=excluded.answer,"
+                         " updated=excluded.updated", (self.learner, stage, question, answer, time.time()))
+
+    def answers(self, stage: str | None = None) -> dict[tuple[str, str], str]:
+        rows = self._rows("SELECT stage, question, answer FROM answers WHERE learner=?"
+                          + (" AND stage=?" if stage else ""), *([self.learner, stage] if stage else [self.learner]))
+        return {(row["stage"], row["question"]): row["answer"] for row in rows}
+
+    def record_reveal(self, stage: str, exercise: str, level: str) -> None:
+        with self.transaction() as conn:
+            conn.execute("INSERT INTO reveals (learner, stage, exercise, level, created) VALUES (?,?,?,?,?)",
+                         (self.learner, stage, exercise, level, time.time()))
+
+    def reveals(self, stage: str | None = None) -> list[dict]:
+        return self._rows("SELECT * FROM reveals WHERE learner=?" + (" AND stage=?" if stage else "")
+                          + " ORDER BY created", *([self.learner, stage] if stage else [self.learner]))
+
+    def put_result(self, stage: str, key: str, value: Any) -> None:
+        """Keep a result of the learner's own code (a report, a table) for the dashboard."""
+        with self.transaction() as conn:
+            conn.execute("INSERT INTO results (learner, stage, key, value, created) VALUES (?,?,?,?,?)",
+                         (self.learner, stage, key, json.dumps(value, default=str), time.time()))
+
+    def result(self, stage: str, key: str) -> Any:
+        """The newest value saved under ``key``, or None."""
+        rows = self._rows("SELECT value FROM results WHERE learner=? AND stage=? AND key=? ORDER BY rowid DESC LIMIT 1",
+                          self.learner, stage, key)
+        return _loads(rows[0]["value"]) if rows else None

@@ -1,0 +1,178 @@
+"""Stage 1 — Concepts: a model, its tokens, and the "before" picture.
+
+You are about to change a language model. Before changing anything, meet it.
+
+A *language model* does one thing: given some text, it gives every possible
+next piece of text a probability. "Writing" is just doing that again and
+again: pick a likely next piece, append it, ask again. Everything the model
+knows about recipes (or anything) lives in its *parameters*: millions of
+numbers learned from a huge pile of text during pretraining.
+
+The model we use by default is SmolLM2-135M-Instruct: 135 million parameters,
+small enough to train on a laptop. It ships inside this project, so nothing is
+downloaded.
+
+*Fine-tuning* will nudge those numbers so that recipe-shaped text becomes more
+probable. It does not add rules ("always list ingredients first") or taste;
+it shifts probabilities. To see what changes, we first need the "before"
+picture: what the model writes for a recipe prompt today.
+
+Pieces of text are *tokens*, not words: common words are one token, rare
+words are split into sub-words ("Pancakes" → "ĠPanc" + "akes"; the "Ġ" marks a
+space in front). The model only ever sees token ids, numbers like 5678.
+
+Fill in the TODOs and blanks, top to bottom, then run ``pytest checks/stage1``.
+"""
+from __future__ import annotations
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from lessons.engine.assets import resolve_model_source
+from lessons.engine.todo import ___, todo  # noqa: F401 - the blanks and TODOs you fill in
+
+# Prompts for the "before" picture: the start of a recipe, in the format the
+# model will learn in stage 2. The same prompts are used again in stage 5, so
+# before and after can be compared side by side.
+BEFORE_PROMPTS = [
+    "RECIPE: Banana Pancakes\nINGREDIENTS:",
+    "RECIPE: Tomato Soup\nINGREDIENTS:",
+    "RECIPE: Chocolate Chip Cookies\nINGREDIENTS:",
+]
+
+
+def pick_device() -> str:
+    """Where the model's arithmetic runs: ``"cuda"`` (an NVIDIA GPU), ``"mps"`` (an Apple GPU) or ``"cpu"``.
+
+    A GPU does the same maths as the CPU, just thousands of multiplications at
+    once. Use the best one this machine has, in that order.
+
+    Example:
+        >>> pick_device()          # on a laptop without a GPU
+        'cpu'
+    """
+    ### BEGIN SOLUTION
+    ### HINT: torch can tell you whether CUDA is available; which function asks?
+    ### HINT: Apple GPUs are behind torch.backends.mps.
+    ### PARTIAL: if torch.cuda.is_available(): ...
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+    ### END SOLUTION
+
+
+def load_model_and_tokenizer(name: str | None = None):
+    """Load a pretrained causal language model and its tokenizer.
+
+    Args:
+        name: ``None`` for the embedded SmolLM2-135M-Instruct (the default), a
+            local folder made by ``save_pretrained``, or a Hugging Face id such as
+            ``"distilgpt2"`` when this machine's cache has it.
+
+    Returns:
+        ``(model, tokenizer)``, the model in evaluation mode (no dropout).
+
+    Two things come in a pair and must match: the *tokenizer* turns text into
+    token ids, and the *model* turns token ids into next-token probabilities.
+    A *causal* LM predicts each token from the ones before it only — exactly
+    what writing left to right needs. ``resolve_model_source`` turns the name
+    into a folder (and says clearly what to do when a model is missing).
+
+    Example:
+        >>> model, tokenizer = load_model_and_tokenizer()
+        >>> type(model).__name__
+        'LlamaForCausalLM'
+    """
+    source = resolve_model_source(name)
+    tokenizer = AutoTokenizer.from_pretrained(source)  # BLANK: AutoTokenizer -- which Auto class turns text into ids?
+    model = AutoModelForCausalLM.from_pretrained(source)  # BLANK: AutoModelForCausalLM -- which Auto class predicts the next token?
+    model.eval()
+    return model, tokenizer
+
+
+def count_parameters(model) -> dict[str, int]:
+    """How many numbers the model has, and how many of them training may change.
+
+    Every parameter is a tensor (``model.parameters()`` gives them all); its
+    ``numel()`` is how many numbers it holds, and ``requires_grad`` says whether
+    training will change it. Today all are trainable; in stage 4B, LoRA freezes
+    almost all of them.
+
+    Example:
+        >>> count_parameters(model)
+        {'total': 134515008, 'trainable': 134515008}
+    """
+    ### BEGIN SOLUTION
+    ### HINT: Loop over model.parameters(); what does p.numel() count?
+    ### HINT: Which of them have p.requires_grad set?
+    ### PARTIAL: total = sum(p.numel() for p in model.parameters())
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return {"total": total, "trainable": trainable}
+    ### END SOLUTION
+
+
+def show_tokens(tokenizer, text: str) -> list[dict]:
+    """Split ``text`` into tokens and show each one's string and id.
+
+    Returns a list with one dict per token, in order:
+    ``{"token": the tokenizer's own string, "id": its number, "text": the text it stands for}``.
+    The "text" pieces joined together give back the original text.
+
+    Example:
+        >>> show_tokens(tokenizer, "Pancakes rock")
+        [{'token': 'Panc', 'id': 45981, 'text': 'Panc'},
+         {'token': 'akes', 'id': 1174, 'text': 'akes'},
+         {'token': 'Ġrock', 'id': 3610, 'text': ' rock'}]
+
+    (No special tokens are added here: we want to see the text's own tokens.)
+    """
+    ### BEGIN SOLUTION
+    ### HINT: tokenizer(text, add_special_tokens=False) gives a dict; which key holds the ids?
+    ### HINT: tokenizer.convert_ids_to_tokens(ids) gives the token strings; tokenizer.decode([i]) the text of one id.
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    tokens = tokenizer.convert_ids_to_tokens(ids)
+    return [{"token": token, "id": token_id, "text": tokenizer.decode([token_id])}
+            for token, token_id in zip(tokens, ids)]
+    ### END SOLUTION
+
+
+def generate_text(model, tokenizer, prompt: str, max_new_tokens: int = 80, temperature: float = 0.8,
+                  top_p: float = 0.95, seed: int | None = None) -> str:
+    """Continue ``prompt`` and return only the new text (not the prompt).
+
+    Args:
+        max_new_tokens: stop after this many new tokens at most.
+        temperature: ``0`` picks the single most probable token each time
+            (greedy: the same output every run); higher values pick less likely
+            tokens more often (stage 6 explains how).
+        top_p: only sample among the most probable tokens whose probabilities
+            add up to ``top_p`` (stage 6 again).
+        seed: fix the random choices, so the same seed gives the same text.
+
+    Steps: tokenize the prompt into tensors (``return_tensors="pt"``) on the
+    model's device, call ``model.generate``, and decode only the tokens after
+    the prompt's.
+
+    Example:
+        >>> generate_text(model, tokenizer, "RECIPE: Tomato Soup\\nINGREDIENTS:", temperature=0)
+        ' 1 can of tomatoes, 1 cup of water, ...'
+    """
+    ### BEGIN SOLUTION
+    ### HINT: generate() returns prompt + new tokens in one row; how many of them are the prompt's?
+    ### HINT: do_sample=False is greedy; sampling needs do_sample=True with temperature and top_p.
+    ### PARTIAL: inputs = tokenizer(prompt, return_tensors="pt").to(model.device)
+    ### PARTIAL: prompt_length = inputs["input_ids"].shape[1]
+    if seed is not None:
+        torch.manual_seed(seed)
+    inputs = tokenizer(prompt, return_tensors="pt").to(model.device)
+    prompt_length = inputs["input_ids"].shape[1]
+    sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p} if temperature > 0 else \
+        {"do_sample": False}
+    with torch.no_grad():
+        output = model.generate(**inputs, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
+                                **sampling)
+    return tokenizer.decode(output[0, prompt_length:], skip_special_tokens=True)
+    ### END SOLUTION
