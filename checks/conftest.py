@@ -102,6 +102,18 @@ def lesson(request):
 
 
 # -- tiny models with the real tokenizer --------------------------------------------
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Checks run tiny models: their tensors finish before a second thread has started,
+    and on a busy machine threads only wait on each other (stage 6: 30 s -> 4 s)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def tokenizer():
     """A fresh copy of SmolLM2's real tokenizer (49,152 tokens)."""

@@ -163,7 +163,7 @@ def run_pipeline(settings: PipelineSettings, *, reference: bool, store: Store) -
     base.resize_token_embeddings(len(tokenizer))
     comparisons = []
     for prompt in _progress(s1.BEFORE_PROMPTS, "side by side"):
-        result = s5.compare_models(prompt, model, lora_model, tokenizer, max_new_tokens=settings.new_tokens,
+        result = s5.compare_models(prompt, base, lora_model, tokenizer, max_new_tokens=settings.new_tokens,
                                    temperature=0.0, seed=settings.seed)
         comparisons.append(result)
         store.save_generation("stage5", "after", "finetuned", prompt, result["finetuned"], {"temperature": 0})

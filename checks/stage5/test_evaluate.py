@@ -1,0 +1,266 @@
+"""Stage 5 checks: loading an adapter, perplexity, side-by-side generation, and the measures beyond perplexity.
+
+Fixed inputs only: real recipes from ``data/fixtures/formatted_recipes.jsonl``, a
+tiny Llama with the real tokenizer (2 layers: small so a check runs in about a
+second), a LoRA adapter made here, and hand-set "scripted" models
+(``scripted.py``) that write a text we choose, because a random tiny model
+never writes ``[END]`` or "INGREDIENTS:" by itself.
+"""
+from __future__ import annotations
+
+import json
+import math
+
+import torch
+import torch.nn.functional as F
+from datasets import Dataset
+from peft import LoraConfig, get_peft_model
+
+from checks.stage5.scripted import chain, last_token, scripted_llama
+from checks.teacher import call, expect
+from lessons.engine.paths import DATA_DIR
+from lessons.engine.tiny import tiny_llama
+
+FIXTURE = DATA_DIR / "fixtures" / "formatted_recipes.jsonl"
+PROMPT = "RECIPE: Toast\nINGREDIENTS:"
+# Real-token lengths of the perplexity rows: all different, so every row carries a
+# different amount of padding, and batches of 3 hold different numbers of tokens.
+ROW_LENGTHS = [40, 17, 64, 23, 51, 9, 33]
+ROW_WIDTH = 64  # every row padded to this: short, for check speed
+
+
+def fixture_recipes() -> list[dict]:
+    with FIXTURE.open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle]
+
+
+def padded_rows(tokenizer) -> Dataset:
+    """Seven real recipes cut to ROW_LENGTHS tokens and padded on the right to ROW_WIDTH."""
+    texts = [recipe["text"] for recipe in fixture_recipes()[: len(ROW_LENGTHS)]]
+    input_ids, attention_mask = [], []
+    for text, length in zip(texts, ROW_LENGTHS):
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"][:length]
+        assert len(ids) == length, "a fixture recipe is shorter than the check expects"
+        input_ids.append(ids + [tokenizer.pad_token_id] * (ROW_WIDTH - length))
+        attention_mask.append([1] * length + [0] * (ROW_WIDTH - length))
+    return Dataset.from_dict({"input_ids": input_ids, "attention_mask": attention_mask})
+
+
+def trusted_perplexity(model, rows: Dataset) -> float:
+    """Each row alone, without any padding at all: exp(total loss / total predicted tokens)."""
+    total_loss, total_tokens = 0.0, 0
+    with torch.no_grad():
+        for ids, mask in zip(rows["input_ids"], rows["attention_mask"]):
+            real = torch.tensor([ids[: sum(mask)]])
+            logits = model(input_ids=real).logits
+            total_loss += F.cross_entropy(logits[0, :-1], real[0, 1:], reduction="sum").item()
+            total_tokens += real.shape[1] - 1
+    return math.exp(total_loss / total_tokens)
+
+
+def make_adapter(tokenizer, folder) -> torch.nn.Module:
+    """A LoRA adapter on q_proj/v_proj with non-zero lora_B (so it changes the outputs), saved to ``folder``."""
+    adapted = get_peft_model(tiny_llama(tokenizer, seed=0),
+                             LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules=["q_proj", "v_proj"]))
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for name, parameter in adapted.named_parameters():
+            if "lora_B" in name:  # zero at init (the model starts unchanged): set it as if trained
+                parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.5)
+    adapted.save_pretrained(folder)
+    return adapted.eval()
+
+
+def test_load_finetuned_puts_the_adapter_on_the_base(lesson, tokenizer, tmp_path):
+    """load_finetuned puts the saved adapter on the base model, for evaluation, and leaves the base alone."""
+    adapted = make_adapter(tokenizer, tmp_path / "adapter")
+    base = tiny_llama(tokenizer, seed=0)  # the same weights the adapter was trained on
+    ids = torch.tensor([tokenizer(fixture_recipes()[0]["text"], add_special_tokens=False)["input_ids"][:24]])
+    with torch.no_grad():
+        base_logits = base(input_ids=ids).logits
+        adapted_logits = adapted(input_ids=ids).logits
+    finetuned = call(lesson.load_finetuned, base, str(tmp_path / "adapter"))
+    expect(hasattr(finetuned, "peft_config"), lesson.load_finetuned, "the result has no adapter on it.",
+           expected="a PeftModel", got=type(finetuned).__name__,
+           hint="Which peft class loads a saved adapter onto a base model?")
+    expect(not finetuned.training, lesson.load_finetuned, "the model should be in evaluation mode.",
+           expected="model.training == False", got=finetuned.training, hint="Which method switches dropout off?")
+    with torch.no_grad():
+        got_logits = finetuned(input_ids=ids).logits
+    difference = (got_logits - base_logits).abs().max().item()
+    expect(difference > 1e-3, lesson.load_finetuned, "its outputs are the base model's: the adapter changed nothing.",
+           expected="logits different from the base model's", got=f"largest difference {difference:.2g}",
+           hint="Did the adapter's folder get loaded, or was the base model returned?")
+    expect(torch.allclose(got_logits, adapted_logits, atol=1e-5), lesson.load_finetuned,
+           "its outputs differ from the model the adapter was saved from.", expected="the adapted model's logits",
+           got=f"largest difference {(got_logits - adapted_logits).abs().max().item():.3g}",
+           hint="Is it the adapter saved in adapter_path, on this base model?")
+    with torch.no_grad():
+        base_after = base(input_ids=ids).logits
+    change = (base_after - base_logits).abs().max().item()
+    expect(torch.allclose(base_after, base_logits), lesson.load_finetuned,
+           "the base model you were given changed: it now answers like the fine-tuned one.",
+           expected="the base model unchanged", got=f"largest change {change:.3g}",
+           hint="peft changes the model it wraps, in place: did you wrap a copy (copy.deepcopy)?")
+
+
+def test_perplexity_ignores_padding(lesson, tiny_model, tokenizer):
+    """perplexity is exp of the mean loss over real tokens only: padding and batch size change nothing."""
+    rows = padded_rows(tokenizer)
+    want = trusted_perplexity(tiny_model, rows)
+    grad_seen = []
+    hook = tiny_model.register_forward_pre_hook(lambda module, args: grad_seen.append(torch.is_grad_enabled()))
+    got = call(lesson.perplexity, tiny_model, rows, batch_size=3)
+    hook.remove()
+    expect(isinstance(got, float), lesson.perplexity, "it must return one number (a float).",
+           expected="a float", got=got, hint="math.exp(...) gives a float; .item() turns a tensor into one.")
+    expect(math.isfinite(got) and math.isclose(got, want, rel_tol=1e-4), lesson.perplexity,
+           "the perplexity is not exp(mean loss over the real tokens).", expected=round(want, 2), got=got,
+           hint="Are padded positions (attention_mask == 0) left out of the loss and out of the count? "
+                "Is it exp of the loss per token, not of the total?")
+    expect(grad_seen and not any(grad_seen), lesson.perplexity, "the model ran with gradients switched on.",
+           expected="no gradients while measuring", got=f"gradients on in {sum(grad_seen)} of {len(grad_seen)} passes",
+           hint="Which `with` block tells torch not to keep what backward() would need?")
+    for batch_size in (1, 4):
+        again = call(lesson.perplexity, tiny_model, rows, batch_size=batch_size)
+        expect(math.isclose(again, want, rel_tol=1e-4), lesson.perplexity,
+               f"the answer changed with batch_size={batch_size}.", expected=round(want, 2), got=again,
+               hint="A batch with more real tokens must weigh more: sum losses and token counts, divide once.")
+
+
+def test_perplexity_of_a_model_that_knows_nothing(lesson, tokenizer):
+    """A model that finds every token equally likely has perplexity = the vocabulary's size."""
+    clueless = scripted_llama(tokenizer, {})  # all-zero logits: 1/49,152 for every token, after any text
+    rows = padded_rows(tokenizer)
+    got = call(lesson.perplexity, clueless, rows, batch_size=4)
+    vocabulary = len(tokenizer)
+    expect(isinstance(got, float) and math.isclose(got, vocabulary, rel_tol=1e-3), lesson.perplexity,
+           "a model choosing evenly between all tokens must get perplexity = the number of tokens.",
+           expected=float(vocabulary), got=got,
+           hint="Each token's loss is ln(49152); is the result exp of the mean of those, or of their sum?")
+
+
+def _compare(lesson, tokenizer, finetuned_pieces, **settings):
+    start = last_token(tokenizer, PROMPT)
+    base = scripted_llama(tokenizer, chain(tokenizer, [start], " bread butter jam honey salt pepper oil flour sugar"))
+    finetuned = scripted_llama(tokenizer, chain(tokenizer, [start], *finetuned_pieces))
+    got = call(lesson.compare_models, PROMPT, base, finetuned, tokenizer, max_new_tokens=8, **settings)
+    keys = {"prompt", "base", "finetuned", "base_stopped", "finetuned_stopped", "base_tokens",
+            "finetuned_tokens"}
+    expect(isinstance(got, dict) and keys <= set(got), lesson.compare_models, "some results are missing.",
+           expected=sorted(keys), got=sorted(got) if isinstance(got, dict) else got)
+    expect(got["base"].startswith(" bread butter jam") and "Toast" not in got["base"],
+           lesson.compare_models, "'base' is not the base model's new text.",
+           expected="' bread butter jam honey …'", got=got["base"],
+           hint="Only the tokens after the prompt's are the new text.")
+    expect(got["base_tokens"] == 8 and got["base_stopped"] is False, lesson.compare_models,
+           "the base model never writes [END]: it should run to max_new_tokens and not count as stopped.",
+           expected="base_tokens == 8, base_stopped == False",
+           got=f"base_tokens == {got['base_tokens']}, base_stopped == {got['base_stopped']}",
+           hint="How many new tokens did it generate (without the prompt's)?")
+    return got
+
+
+def test_compare_models_stops_at_the_end_token(lesson, tokenizer):
+    """compare_models stops the fine-tuned model at the [END] token, and says it stopped."""
+    # [END] as a special token, as stage 3 adds it
+    tokenizer.add_special_tokens({"extra_special_tokens": ["[END]"]}, replace_extra_special_tokens=False)
+    end_id = tokenizer.convert_tokens_to_ids("[END]")
+    for settings in ({"temperature": 0, "seed": 0}, {"temperature": 0.8, "seed": 3}):
+        got = _compare(lesson, tokenizer, [" 2 eggs", end_id, " Serve hot"], **settings)
+        expect(got["finetuned"].endswith("[END]") and "Serve" not in got["finetuned"],
+               lesson.compare_models, f"the fine-tuned model did not stop at [END] (settings {settings}).",
+               expected="' 2 eggs[END]'", got=got["finetuned"],
+               hint="Is the [END] token's id among the ids that end generation? skip_special_tokens=True "
+                    "would also hide [END] from the text.")
+        expect(got["finetuned_stopped"] is True and got["finetuned_tokens"] == 4, lesson.compare_models,
+               "after ' 2 eggs' and [END] (4 tokens) it must report that it stopped.",
+               expected="finetuned_stopped == True, finetuned_tokens == 4",
+               got=f"finetuned_stopped == {got['finetuned_stopped']}, finetuned_tokens == {got['finetuned_tokens']}")
+
+
+def test_compare_models_stops_at_the_end_text(lesson, tokenizer):
+    """compare_models also stops at the text "[END]" when the tokenizer spells it as "[", "END", "]"."""
+    assert "[END]" not in tokenizer.get_vocab(), "check set-up: this tokenizer must not have [END] as a token"
+    got = _compare(lesson, tokenizer, [" 2 eggs.[END] Serve hot"], temperature=0, seed=0)
+    expect(got["finetuned"].endswith("[END]") and "Serve" not in got["finetuned"], lesson.compare_models,
+           "without an [END] token, generation must stop once the text ends with '[END]'.",
+           expected="' 2 eggs.[END]'", got=got["finetuned"],
+           hint="model.generate(..., stop_strings=[END_MARKER], tokenizer=tokenizer), or a StoppingCriteria.")
+    expect(got["finetuned_stopped"] is True and got["finetuned_tokens"] == 6, lesson.compare_models,
+           "after ' 2 eggs.[END]' (6 tokens) it must report that it stopped.",
+           expected="finetuned_stopped == True, finetuned_tokens == 6",
+           got=f"finetuned_stopped == {got['finetuned_stopped']}, finetuned_tokens == {got['finetuned_tokens']}")
+
+
+def test_format_adherence(lesson):
+    """format_adherence finds RECIPE, INGREDIENTS and DIRECTIONS, in that order."""
+    for recipe in fixture_recipes():
+        got = call(lesson.format_adherence, recipe["text"])
+        expect(got is True, lesson.format_adherence, "a correctly formatted recipe was rejected.",
+               expected=True, got=got, hint=f"Try it on: {recipe['text'][:80]!r}")
+    cases = [
+        ("RECIPE: Toast\nINGREDIENTS: bread\nDIRECTIONS: Toast it.", True, "[END] is stop_rate's business"),
+        ("RECIPE: Toast\nINGREDIENTS: bread\nDIRECTIONS: Toast it.\n[END]\nRECIPE: Jam\nINGREDIENTS:", True,
+         "a second recipe after the first does not undo the first"),
+        ("RECIPE: Toast\nINGREDIENTS: bread; butter", False, "DIRECTIONS is missing"),
+        ("RECIPE: Toast\nDIRECTIONS: Toast it.\nINGREDIENTS: bread", False, "the sections are out of order"),
+        ("INGREDIENTS: bread\nDIRECTIONS: Toast it.", False, "RECIPE is missing"),
+        ("", False, "an empty text has no sections"),
+    ]
+    for text, want, why in cases:
+        got = call(lesson.format_adherence, text)
+        expect(got is want, lesson.format_adherence, f"wrong answer when {why}.", expected=want, got=got,
+               hint=f"Trace your code on {text!r}: where is each label found, and after which?")
+
+
+def test_stop_rate(lesson):
+    """stop_rate is the fraction of generations that wrote [END]."""
+    for generations, want in ((["bread\nDIRECTIONS: Toast.\n[END]", "bread; bread; bread", "jam[END]", "x"], 0.5),
+                              (["a [END]", "b [END]", "c [END]"], 1.0), (["never stops"], 0.0), ([], 0.0)):
+        got = call(lesson.stop_rate, generations)
+        expect(isinstance(got, float) and math.isclose(got, want), lesson.stop_rate, "the fraction is off.",
+               expected=want, got=got, hint=f"Count by hand in {generations!r}; what about an empty list?")
+
+
+def test_memorised_titles(lesson):
+    """memorised_titles finds exact and near copies of training titles, and nothing else."""
+    train_titles = [recipe["title"] for recipe in fixture_recipes()]
+    generated = ["Egyptian Lentil Stew", "Moon Cheese Soup", "modern reuben sandwich!!", "Tomato Soup",
+                 "Espresso Browmies", "RECIPE: Hot Wings\nINGREDIENTS: 10 wings; hot sauce", "Hot Wing Sauce"]
+    want = [("Egyptian Lentil Stew", "Egyptian Lentil Stew"), ("modern reuben sandwich!!", "Modern Reuben Sandwich"),
+            ("Espresso Browmies", "Espresso Brownies"), ("Hot Wings", "Hot Wings")]
+    got = call(lesson.memorised_titles, generated, train_titles)
+    expect(isinstance(got, list) and all(isinstance(g, dict) for g in got), lesson.memorised_titles,
+           "it must return a list of dicts, one per copied title.",
+           expected="[{'generated': ..., 'train_title': ..., 'similarity': ...}, ...]", got=got)
+    pairs = [(g.get("generated"), g.get("train_title")) for g in got]
+    expect(pairs == want, lesson.memorised_titles, "the copies found are not the right ones.",
+           expected=want, got=pairs,
+           hint="Exact copies, copies that differ only in case and punctuation, and a one-letter typo all count; "
+                "'Tomato Soup' is not 'Tomato Pasta'. A whole recipe text: compare its title.")
+    similarities = [g.get("similarity") for g in got]
+    expect(similarities[0] == 1.0 and 0.9 <= similarities[2] < 1.0, lesson.memorised_titles,
+           "the similarity should be 1.0 for an exact copy and just under 1 for a typo.",
+           expected="[1.0, 1.0, 0.94…, 1.0]", got=similarities)
+
+
+def test_off_topic_probe(lesson, tokenizer):
+    """off_topic_probe tells a model that answers a programming question with a recipe from one that does not."""
+    question = "How do I reverse a list in Python?"
+    starts = sorted({last_token(tokenizer, question), last_token(tokenizer, question + "\n"),
+                     last_token(tokenizer, "\n")})
+    recipe_minded = scripted_llama(tokenizer, chain(tokenizer, starts, " INGREDIENTS: 2 cups flour"))
+    got = call(lesson.off_topic_probe, recipe_minded, tokenizer, max_new_tokens=10)
+    expect(isinstance(got, dict) and {"question", "answer", "recipe_like"} <= set(got), lesson.off_topic_probe,
+           "some results are missing.", expected="{'question', 'answer', 'recipe_like'}", got=got)
+    expect(got["question"] == question and "INGREDIENTS:" in got["answer"] and got["recipe_like"] is True,
+           lesson.off_topic_probe, "this model answers with INGREDIENTS: that is recipe-like.",
+           expected="the default question, an answer with 'INGREDIENTS:', recipe_like == True", got=got,
+           hint="Which labels in an answer would give a recipe away?")
+    sensible = scripted_llama(tokenizer, chain(tokenizer, starts, " Use reversed or slicing"))
+    got = call(lesson.off_topic_probe, sensible, tokenizer, "How do I reverse a list in Python?", max_new_tokens=10)
+    expect("reversed" in got["answer"] and "How do I" not in got["answer"] and got["recipe_like"] is False,
+           lesson.off_topic_probe, "this model answers the question: that is not recipe-like.",
+           expected="answer ' Use reversed or slicing…', recipe_like == False", got=got,
+           hint="Is the question itself left out of the answer?")
