@@ -105,9 +105,9 @@ def run_pipeline(settings: PipelineSettings, *, reference: bool, store: Store) -
     stats = s3.token_length_stats(all_texts, tokenizer, settings.max_length)
     store.put_result("stage3", "token_length_stats", {k: v for k, v in stats.items() if k != "lengths"})
     print(f"formatted recipes: median {stats['median']:.0f} tokens, "
-          f"{stats['share_over']:.0%} longer than {settings.max_length} "
-          f"({stats['lose_end']:,} lose their [END] to truncation)")
-    numbers["tokens"] = {k: stats[k] for k in ("median", "share_over", "lose_end")}
+          f"{stats['share_longer']:.0%} longer than {settings.max_length} "
+          f"({stats['lost_end_marker']:,} lose their [END] to truncation)")
+    numbers["tokens"] = {k: stats[k] for k in ("median", "share_longer", "lost_end_marker")}
 
     def tokenize(dataset):
         return dataset.map(lambda batch: s3.tokenize_function(batch, tokenizer, settings.max_length),

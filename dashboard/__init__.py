@@ -1,0 +1,1 @@
+"""LoRA Kitchen dashboard: `streamlit run dashboard/app.py` from the project root."""

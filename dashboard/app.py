@@ -1,0 +1,66 @@
+"""LoRA Kitchen dashboard: the entry file. ``streamlit run dashboard/app.py`` from the project folder.
+
+It is the frame around every page: it sets the session's defaults once, draws
+the sidebar (demo mode), and builds the navigation: Home, one page per stage,
+and the instructor's Class page. The pages themselves live in ``pages/`` and
+only draw; what they compute lives in ``dashboard/logic`` and ``lessons/engine``.
+
+Demo mode (every page open, results from the reference solutions) comes from
+the sidebar toggle, ``streamlit run dashboard/app.py -- --demo`` or ``LAB_DEMO=1``.
+Nothing heavy happens here: models load only when a page asks for them.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# `streamlit run dashboard/app.py` puts dashboard/ on the path, not the project: add the project.
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+if str(PROJECT_ROOT) not in sys.path:
+    sys.path.insert(0, str(PROJECT_ROOT))
+
+import streamlit as st  # noqa: E402
+
+from dashboard.ui import DEMO_KEY, demo_requested, open_store  # noqa: E402
+from lessons.engine.progress import PASSED, all_progress  # noqa: E402
+
+st.set_page_config(page_title="LoRA Kitchen", page_icon="🍳", layout="wide")
+
+# Session defaults, once per session (pages read them; their own keys carry their prefix).
+st.session_state.setdefault(DEMO_KEY, demo_requested())
+
+
+
+def _copy_toggle() -> None:
+    # The toggle has its own key: a widget's state is dropped when a page switch re-creates it,
+    # so the mode itself lives under DEMO_KEY, which no widget owns.
+    st.session_state[DEMO_KEY] = st.session_state["_demo_toggle"]
+
+
+with st.sidebar:
+    st.toggle("Demo mode (reference solutions)", value=bool(st.session_state[DEMO_KEY]), key="_demo_toggle",
+              on_change=_copy_toggle,
+              help="For instructors: opens every page and draws the results with the reference solutions.")
+
+progress = all_progress(open_store())
+demo = bool(st.session_state[DEMO_KEY])
+
+
+def stage_icon(index: int) -> str:
+    """✅ passed, 📝 open to work on, 🔒 locked until the stage before passes."""
+    if progress[index].status == PASSED:
+        return "✅"
+    if demo or index == 0 or progress[index - 1].status == PASSED:
+        return "📝"
+    return "🔒"
+
+
+stage_pages = [st.Page(f"pages/{item.stage.key}.py", title=f"{item.stage.label} · {item.stage.title.split(':')[0]}",
+                       icon=stage_icon(index), url_path=item.stage.key)
+               for index, item in enumerate(progress)]
+navigation = st.navigation({
+    "LoRA Kitchen": [st.Page("pages/home.py", title="Home", icon="🏠", default=True)],
+    "Stages": stage_pages,
+    "Instructor": [st.Page("pages/class_room.py", title="Class", icon="🧑‍🏫", url_path="class")],
+})
+navigation.run()

@@ -1,0 +1,1 @@
+"""What the dashboard pages compute: plain functions the tests call, no Streamlit."""

@@ -1,0 +1,154 @@
+"""The dashboard's Altair charts, built from plain rows so tests can read their spec.
+
+Each function takes lists of dicts (what the store and the lesson functions
+return) and gives back an ``alt.Chart``; the pages only call ``st.altair_chart``.
+"""
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Iterable
+
+import altair as alt
+import pandas as pd
+
+SPLIT_COLORS = alt.Scale(domain=["train", "validation"], range=["#1f77b4", "#ff7f0e"])
+
+
+def visible(text: str) -> str:
+    """A token's text with its invisible parts shown: a space as ·, a newline as ↵, a tab as →."""
+    return text.replace(" ", "·").replace("\n", "↵").replace("\t", "→") or "∅"
+
+
+def token_colour(token_id: int) -> str:
+    """A soft colour fixed per token id, so the same token is the same colour everywhere."""
+    hue = int(hashlib.md5(str(token_id).encode()).hexdigest()[:4], 16) % 360
+    return f"hsl({hue}, 70%, 82%)"
+
+
+def token_frame(tokens: list[dict], *, per_row: int = 8) -> pd.DataFrame:
+    rows = []
+    for position, token in enumerate(tokens):
+        rows.append({"position": position, "row": position // per_row, "column": position % per_row,
+                     "text": visible(str(token.get("text", token.get("token", "")))),
+                     "token": str(token.get("token", "")), "id": int(token["id"]),
+                     "label": f"{visible(str(token.get('text', token.get('token', ''))))}\n{int(token['id'])}"})
+    return pd.DataFrame(rows, columns=["position", "row", "column", "text", "token", "id", "label"])
+
+
+def token_chart(tokens: list[dict], *, per_row: int = 8) -> alt.Chart:
+    """Tokens as coloured tiles in reading order, each with its text and id (tooltip: the token string)."""
+    frame = token_frame(tokens, per_row=per_row)
+    frame["colour"] = [token_colour(i) for i in frame["id"]]
+    rows = max(1, int(frame["row"].max()) + 1) if len(frame) else 1
+    base = alt.Chart(frame).encode(
+        x=alt.X("column:O", axis=None), y=alt.Y("row:O", axis=None),
+        tooltip=[alt.Tooltip("position:Q"), alt.Tooltip("token:N", title="token string"),
+                 alt.Tooltip("text:N", title="text"), alt.Tooltip("id:Q", title="id")])
+    tiles = base.mark_rect(stroke="white", strokeWidth=3, cornerRadius=4).encode(
+        color=alt.Color("colour:N", scale=None))
+    words = base.mark_text(fontSize=13, dy=-8).encode(text="text:N")
+    ids = base.mark_text(fontSize=10, dy=10, color="#555").encode(text="id:Q")
+    return (tiles + words + ids).properties(height=52 * rows, title="Tokens, in order (colour = token id)")
+
+
+def token_chips_html(tokens: list[dict]) -> str:
+    """The same tokens as inline HTML chips (text above, id below), for reading a long text."""
+    import html
+
+    chips = []
+    for token in tokens:
+        text = html.escape(visible(str(token.get("text", token.get("token", "")))))
+        chips.append(f'<span style="display:inline-block;margin:2px;padding:2px 6px;border-radius:6px;'
+                     f'background:{token_colour(int(token["id"]))};font-family:monospace;text-align:center">'
+                     f'{text}<br><small style="color:#555">{int(token["id"])}</small></span>')
+    return f'<div class="lk-token-chips">{"".join(chips)}</div>'
+
+
+def loss_chart(metrics: Iterable[dict], *, title: str = "Training and validation loss") -> alt.Chart:
+    """Loss by step, one line per split (train, validation); validation as points too (it is sparse)."""
+    frame = pd.DataFrame([{"step": m["step"], "split": "validation" if m["split"] in ("eval", "validation")
+                           else m["split"], "loss": m["loss"]}
+                          for m in metrics if m.get("loss") is not None], columns=["step", "split", "loss"])
+    line = alt.Chart(frame).mark_line(point=alt.OverlayMarkDef(size=25)).encode(
+        x=alt.X("step:Q", title="optimizer step"), y=alt.Y("loss:Q", title="loss", scale=alt.Scale(zero=False)),
+        color=alt.Color("split:N", scale=SPLIT_COLORS, title=None),
+        tooltip=["step:Q", "split:N", alt.Tooltip("loss:Q", format=".3f")])
+    return line.properties(height=300, title=title)
+
+
+def runs_loss_chart(rows: list[dict], *, colour: str = "run", title: str = "Loss curves") -> alt.Chart:
+    """Several runs' loss curves on one chart: rows with step, loss, split and a ``colour`` field."""
+    frame = pd.DataFrame(rows, columns=sorted({"step", "loss", "split", colour} | set(rows[0] if rows else ())))
+    return alt.Chart(frame).mark_line().encode(
+        x=alt.X("step:Q", title="optimizer step"), y=alt.Y("loss:Q", scale=alt.Scale(zero=False)),
+        color=alt.Color(f"{colour}:N"), strokeDash=alt.StrokeDash("split:N"),
+        tooltip=[f"{colour}:N", "split:N", "step:Q", alt.Tooltip("loss:Q", format=".3f")],
+    ).properties(height=320, title=title)
+
+
+def bar_chart(rows: list[dict], *, x: str, y: str, colour: str | None = None, title: str = "",
+              horizontal: bool = False, sort: Any = None, height: int | None = None,
+              grouped: bool = False) -> alt.Chart:
+    """A plain bar chart of ``rows`` (categories on ``x``, values on ``y``); ``grouped`` puts colours side by side."""
+    frame = pd.DataFrame(rows)
+    long_labels = x in frame and len(frame) and frame[x].astype(str).str.len().max() > 4
+    if horizontal:
+        category = alt.Y(f"{x}:N", sort=sort, title=x, axis=alt.Axis(labelLimit=320))
+    else:
+        category = alt.X(f"{x}:N", sort=sort, title=x,
+                         axis=alt.Axis(labelAngle=-40 if long_labels else 0, labelLimit=200))
+    value = alt.Y(f"{y}:Q", title=y) if not horizontal else alt.X(f"{y}:Q", title=y)
+    encoding: dict[str, Any] = {"x": category, "y": value} if not horizontal else {"y": category, "x": value}
+    if colour:
+        encoding["color"] = alt.Color(f"{colour}:N")
+        if grouped:
+            encoding["yOffset" if horizontal else "xOffset"] = alt.XOffset(f"{colour}:N") if not horizontal \
+                else alt.YOffset(f"{colour}:N")
+    chart = alt.Chart(frame).mark_bar().encode(**encoding, tooltip=list(frame.columns))
+    props: dict[str, Any] = {"title": title}
+    if height:
+        props["height"] = height
+    return chart.properties(**props)
+
+
+CHECK_COLOURS = alt.Scale(domain=["passed", "not passed yet"], range=["#2e9e44", "#d9d9d9"])
+
+
+def checks_chart(rows: list[dict], *, order: list[str]) -> alt.Chart:
+    """Checks per stage, passed (green) stacked on not passed yet (grey): rows of stage, checks, outcome."""
+    frame = pd.DataFrame(rows, columns=["stage", "checks", "outcome"])
+    return alt.Chart(frame).mark_bar().encode(
+        x=alt.X("stage:N", sort=order, axis=alt.Axis(labelAngle=0)),
+        y=alt.Y("checks:Q", title="checks", axis=alt.Axis(tickMinStep=1)),
+        color=alt.Color("outcome:N", scale=CHECK_COLOURS, title=None),
+        order=alt.Order("outcome:N", sort="descending"),
+        tooltip=["stage:N", "outcome:N", "checks:Q"],
+    ).properties(height=200, title="Checks per stage")
+
+
+def histogram(values: list[int], *, limit: int | None = None, title: str = "", x_title: str = "tokens") -> alt.Chart:
+    """A histogram of lengths, with a red rule at ``limit`` (the truncation length) when given."""
+    frame = pd.DataFrame({"value": values})
+    bars = alt.Chart(frame).mark_bar().encode(
+        x=alt.X("value:Q", bin=alt.Bin(maxbins=40), title=x_title), y=alt.Y("count():Q", title="recipes"))
+    chart = bars
+    if limit:
+        rule = alt.Chart(pd.DataFrame({"limit": [limit]})).mark_rule(color="red", strokeWidth=2).encode(
+            x="limit:Q", tooltip=[alt.Tooltip("limit:Q", title="max_length")])
+        chart = bars + rule
+    return chart.properties(height=260, title=title)
+
+
+def probability_chart(rows: list[dict], *, title: str = "Next-token probabilities", colour: str | None = None
+                      ) -> alt.Chart:
+    """Next-token candidates (``token``, ``probability``, optionally a group in ``colour``), most probable first."""
+    frame = pd.DataFrame(rows)
+    encoding: dict[str, Any] = {
+        "x": alt.X("probability:Q", scale=alt.Scale(domain=[0, 1])),
+        "y": alt.Y("token:N", sort="-x", title=None),
+        "tooltip": [c for c in frame.columns],
+    }
+    if colour:
+        encoding["color"] = alt.Color(f"{colour}:N")
+        encoding["yOffset"] = alt.YOffset(f"{colour}:N")
+    return alt.Chart(frame).mark_bar().encode(**encoding).properties(title=title)

@@ -1,0 +1,126 @@
+"""Rows for the stage results' charts and tables, from what the lesson functions return.
+
+The lesson functions "show their work" as dicts (``data_mess_report``,
+``backward_and_inspect``, ``token_length_stats`` ...); these helpers turn them
+into the flat rows Altair and ``st.dataframe`` take. No Streamlit here.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+MARKUP_HINTS = re.compile(r"<ref|<[a-z]+|''|\[\[|&[a-z#0-9]+;", re.IGNORECASE)
+
+
+# -- stage 2 ---------------------------------------------------------------------------------
+def mess_rows(report: dict) -> list[dict]:
+    """How many raw recipes carry each kind of markup."""
+    return [{"kind of mess": kind, "recipes": count} for kind, count in (report.get("markup") or {}).items()]
+
+
+def filter_rows(report: dict) -> list[dict]:
+    """What the filter does: how many recipes fail each rule, and how many are kept."""
+    rows = [{"what": f"removed: {rule}", "recipes": count, "outcome": "removed"}
+            for rule, count in (report.get("removed") or {}).items()]
+    rows.append({"what": "kept", "recipes": report.get("kept", 0), "outcome": "kept"})
+    return rows
+
+
+def field_rows(report: dict) -> list[dict]:
+    """Per field: the Python types seen, missing and empty counts, and length after cleaning."""
+    rows = []
+    for name, info in (report.get("fields") or {}).items():
+        lengths = info.get("length_after_cleaning") or {}
+        rows.append({"field": name, "types": ", ".join(f"{t} × {n}" for t, n in info.get("types", {}).items()),
+                     "missing": info.get("missing", 0), "empty": info.get("empty", 0),
+                     "median length (clean)": lengths.get("median")})
+    return rows
+
+
+def messy_example(recipes: list[dict]) -> int:
+    """The index of the first recipe whose raw fields show markup (a good before/after example), else 0."""
+    for index, recipe in enumerate(recipes):
+        raw = " ".join(str(recipe.get(key, "")) for key in ("title", "ingredients", "directions"))
+        if MARKUP_HINTS.search(raw):
+            return index
+    return 0
+
+
+def split_overlap(splits) -> list[str]:
+    """Titles that sit in both train and validation (a leak): should be empty."""
+    train = {str(title).casefold() for title in splits["train"]["title"]} if "title" in splits["train"].column_names \
+        else set()
+    validation = {str(title).casefold() for title in splits["validation"]["title"]} \
+        if "title" in splits["validation"].column_names else set()
+    return sorted(train & validation)
+
+
+# -- stage 3 ---------------------------------------------------------------------------------
+def length_summary_rows(stats: dict) -> list[dict]:
+    """The scalar numbers of a token-length report as (measure, value) rows."""
+    return [{"measure": key.replace("_", " "), "value": value} for key, value in stats.items()
+            if isinstance(value, (int, float, str)) and not isinstance(value, bool)]
+
+
+# -- stage 4A --------------------------------------------------------------------------------
+def gradient_rows(report: dict) -> list[dict]:
+    """Gradient norms by layer, in model order, with a short label (``layers.3`` for ``model.layers.3``)."""
+    rows = []
+    for order, layer in enumerate(report.get("layers") or []):
+        name = str(layer["name"])
+        short = name.replace("model.", "", 1) if name.startswith("model.") else name
+        rows.append({"order": order, "layer": short, "gradient norm": float(layer["grad_norm"])})
+    return rows
+
+
+def surprise_rows(tokens: list[str], surprise: list[float]) -> list[dict]:
+    """One row per predicted token of one recipe: its text and the model's surprise (-log p) at it."""
+    return [{"position": i, "token": token, "surprise": float(value)}
+            for i, (token, value) in enumerate(zip(tokens, surprise))]
+
+
+# -- stage 4B --------------------------------------------------------------------------------
+def lora_share(trainable: int, total: int) -> str:
+    """``"1.2 % (1,634,304 of 134,515,008)"``."""
+    return f"{100 * trainable / total:.2f} % ({trainable:,} of {total:,})" if total else "–"
+
+
+def format_eta(seconds: float | None) -> str:
+    """``"4 min 05 s"``; ``"–"`` when unknown."""
+    if seconds is None:
+        return "–"
+    seconds = int(round(max(0.0, float(seconds))))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    if minutes:
+        return f"{minutes} min {secs:02d} s"
+    return f"{secs} s"
+
+
+def run_rows(runs: list[dict]) -> list[dict]:
+    """A table of training runs: settings that vary between experiments, status and final losses."""
+    rows = []
+    for run in runs:
+        config: dict[str, Any] = run.get("config") or {}
+        summary: dict[str, Any] = run.get("summary") or {}
+        rows.append({"run": run["id"], "status": run["status"], "epochs": config.get("epochs"),
+                     "max steps": config.get("max_steps"), "rank": config.get("rank"),
+                     "alpha": config.get("alpha"), "recipes": config.get("n_recipes"),
+                     "learning rate": config.get("learning_rate"),
+                     "final train loss": summary.get("final_train_loss", summary.get("train_loss")),
+                     "final validation loss": summary.get("final_eval_loss", summary.get("eval_loss")),
+                     "reason": run.get("reason", "")})
+    return rows
+
+
+# -- stage 6 ---------------------------------------------------------------------------------
+def top_tokens(probabilities, tokenizer, *, k: int = 15) -> list[dict]:
+    """The ``k`` most probable next tokens of a 1-D probability tensor, as rows (token, id, probability)."""
+    import torch
+
+    probabilities = torch.as_tensor(probabilities).float().flatten()
+    values, ids = torch.topk(probabilities, min(k, probabilities.numel()))
+    return [{"token": tokenizer.decode([int(i)]).replace("\n", "↵").replace(" ", "·") or "∅", "id": int(i),
+             "probability": float(v)} for v, i in zip(values, ids)]

@@ -1,0 +1,4 @@
+"""Stage 4A: the lesson, your checks, the results of your code, hints and questions."""
+from dashboard.ui import stage_page
+
+stage_page("stage4a")

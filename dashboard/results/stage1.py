@@ -1,0 +1,86 @@
+"""Stage 1 results: the model you loaded, a tokenizer explorer, and the "before" picture.
+
+Everything here runs the learner's own functions: ``load_model_and_tokenizer``,
+``count_parameters``, ``show_tokens`` and ``generate_text``. The "before"
+generations are saved in the store (``stage1``/``before``) and shown from there,
+so stage 5 can put them next to the fine-tuned model's.
+"""
+from __future__ import annotations
+
+import time
+from types import ModuleType
+
+import streamlit as st
+
+from dashboard.logic.charts import token_chart, token_chips_html
+from dashboard.ui import friendly, model_from_module
+from lessons.engine.store import Store
+
+DEFAULT_TEXT = "RECIPE: Banana Pancakes\nINGREDIENTS: 2 ripe bananas; 1 egg; a pinch of cinnamon"
+# Greedy and short, so the "before" picture is the same every time it is made and takes seconds on a CPU.
+BEFORE_SETTINGS = {"max_new_tokens": 60, "temperature": 0.0, "top_p": 1.0, "seed": 0}
+
+
+def draw(module: ModuleType, store: Store) -> None:
+    model = tokenizer = None
+    with friendly("loading the model with load_model_and_tokenizer"):
+        model, tokenizer = model_from_module(module)
+    if model is None:
+        return
+
+    st.markdown("#### The model")
+    with friendly("counting parameters with count_parameters"):
+        counts = module.count_parameters(model)
+        columns = st.columns(3)
+        columns[0].metric("Parameters", f"{counts['total']:,}")
+        columns[1].metric("Trainable today", f"{counts['trainable']:,}")
+        with friendly("picking a device with pick_device"):
+            columns[2].metric("Device", module.pick_device())
+
+    st.markdown("#### Tokenizer explorer")
+    st.caption("Type anything: the model never sees letters, only these token ids. "
+               "A space is shown as ·, a new line as ↵; the same token always has the same colour.")
+    text = st.text_area("Text to tokenize", value=DEFAULT_TEXT, key="stage1_text", height=90)
+    with friendly("splitting your text with show_tokens"):
+        tokens = module.show_tokens(tokenizer, text)
+        words = len(text.split())
+        st.markdown(f"**{len(tokens)} tokens** for {len(text)} characters and {words} words "
+                    f"({len(tokens) / max(words, 1):.2f} tokens per word).")
+        if tokens:
+            st.altair_chart(token_chart(tokens[:120]), width="stretch")
+            with st.expander("The same tokens as chips, and their ids"):
+                st.html(token_chips_html(tokens))
+                st.dataframe([{"#": i, "token": t["token"], "id": t["id"], "text": repr(t["text"])}
+                              for i, t in enumerate(tokens)], hide_index=True)
+
+    st.markdown("#### The “before” picture")
+    st.caption("What the base model writes today for the start of a recipe. Stage 5 puts these next to the "
+               "fine-tuned model's answers to the same prompts.")
+    prompts = list(getattr(module, "BEFORE_PROMPTS", []))
+    if st.button("Generate the before picture" if not store.generations("stage1", "before")
+                 else "Generate it again", key="stage1_generate_before"):
+        with friendly("generating with generate_text"):
+            progress = st.progress(0.0, text="Generating …")
+            started = time.perf_counter()
+            for number, prompt in enumerate(prompts, start=1):
+                text_out = module.generate_text(model, tokenizer, prompt, **BEFORE_SETTINGS)
+                store.save_generation("stage1", "before", getattr(model, "name_or_path", "") or "base",
+                                      prompt, text_out, settings=BEFORE_SETTINGS)
+                progress.progress(number / len(prompts), text=f"{number}/{len(prompts)} prompts")
+            st.caption(f"Generated in {time.perf_counter() - started:.0f} s.")
+    draw_before_picture(store)
+
+
+def draw_before_picture(store: Store) -> None:
+    """The newest saved 'before' generation for each prompt, from the store."""
+    latest: dict[str, dict] = {}
+    for generation in store.generations("stage1", "before"):
+        latest[generation["prompt"]] = generation  # ordered by id: the newest wins
+    if not latest:
+        st.info("No “before” picture yet: press the button above (about a minute on a laptop CPU).")
+        return
+    for prompt, generation in latest.items():
+        with st.container(border=True):
+            st.markdown(f"**Prompt** `{prompt.splitlines()[0]}`")
+            st.code(prompt + generation["text"], language="text", wrap_lines=True)
+            st.caption(f"{generation['model']} · {generation['settings']}")

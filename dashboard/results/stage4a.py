@@ -1,0 +1,108 @@
+"""Stage 4A results: one batch, its loss as surprise per token, gradient norms by layer, one step.
+
+Runs the learner's ``make_collator``, ``first_batch``, ``forward_loss``,
+``loss_by_hand``, ``backward_and_inspect`` and ``one_step_report`` on the
+real model — a fresh copy loaded for this (training changes it), freed after.
+The results are saved in the store and drawn from there, so a reload shows them
+without recomputing.
+"""
+from __future__ import annotations
+
+import gc
+import math
+import time
+from types import ModuleType
+
+import streamlit as st
+
+from dashboard.logic import stage_data
+from dashboard.logic.charts import bar_chart
+from dashboard.ui import base_tokenizer, friendly, recipe_texts
+from lessons.engine.store import Store
+
+BATCH_SIZE = 2    # two recipes: enough to show padding, light enough for a laptop CPU (a few seconds)
+MAX_LENGTH = 128  # tokens per recipe for this demonstration (training uses 256)
+LEARNING_RATE = 2e-4
+
+
+def compute(module: ModuleType) -> dict:
+    """Everything the page draws, computed with the learner's functions (JSON-able)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from lessons.engine.assets import resolve_model_source
+
+    tokenizer = base_tokenizer()
+    texts = [row["text"] for row in recipe_texts()[:BATCH_SIZE]]
+    encoded = tokenizer(texts, truncation=True, max_length=MAX_LENGTH, padding="longest")
+    rows = [{"input_ids": ids, "attention_mask": mask}
+            for ids, mask in zip(encoded["input_ids"], encoded["attention_mask"])]
+    model = AutoModelForCausalLM.from_pretrained(resolve_model_source(None))  # a fresh copy: one step changes it
+    try:
+        collator = module.make_collator(tokenizer)
+        batch = module.first_batch(rows, collator, batch_size=BATCH_SIZE)
+        shapes = {name: list(tensor.shape) for name, tensor in batch.items()}
+        started = time.perf_counter()
+        loss = module.forward_loss(model, batch)
+        forward_s = time.perf_counter() - started
+        with torch.no_grad():
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        by_hand = module.loss_by_hand(logits, batch["labels"])
+        first = batch["input_ids"][0, 1:].tolist()
+        real = int(batch["attention_mask"][0].sum()) - 1
+        surprise = by_hand["surprise"][0].tolist()[:real]
+        tokens = [tokenizer.decode([token_id]) for token_id in first[:real]]
+        gradients = module.backward_and_inspect(model, loss)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE)
+        step = module.one_step_report(model, batch, optimizer)
+    finally:
+        del model
+        gc.collect()
+    return {"shapes": shapes, "loss": float(loss.item()), "perplexity": math.exp(float(loss.item())),
+            "loss_by_hand": float(by_hand["loss"]), "counted": int(by_hand["counted"]),
+            "surprise": stage_data.surprise_rows(tokens, surprise), "gradients": gradients,
+            "step": {key: float(value) for key, value in step.items()}, "forward_s": forward_s,
+            "texts": texts}
+
+
+def draw(module: ModuleType, store: Store) -> None:
+    saved = store.result("stage4a", "one_step")
+    label = "Run one step on the real model" if not saved else "Run it again"
+    st.caption(f"One batch of {BATCH_SIZE} recipes (at most {MAX_LENGTH} tokens each) through SmolLM2: forward, "
+               "loss, backward, one AdamW step. About half a minute on a laptop CPU.")
+    if st.button(label, key="stage4a_run"):
+        with st.spinner("Forward, backward, one step …"):
+            with friendly("running one training step with your functions"):
+                saved = compute(module)
+                store.put_result("stage4a", "one_step", saved)
+                store.put_result("stage4a", "gradients", saved["gradients"])
+    if not saved:
+        st.info("Press the button to run one step with your functions; the results are kept in your store.")
+        return
+
+    columns = st.columns(4)
+    columns[0].metric("Loss (forward_loss)", f"{saved['loss']:.3f}")
+    columns[1].metric("Loss by hand", f"{saved['loss_by_hand']:.3f}",
+                      help=f"averaged over {saved['counted']} real tokens")
+    columns[2].metric("Perplexity", f"{saved['perplexity']:.1f}")
+    columns[3].metric("Batch shape", " × ".join(str(n) for n in saved["shapes"].get("input_ids", [])))
+
+    st.markdown("#### Surprise at each token of the first recipe")
+    st.caption("−log p of the token that really came next: high where the model did not expect it.")
+    st.altair_chart(bar_chart(saved["surprise"], x="position", y="surprise", sort=None,
+                              title="Surprise (−log p) per token: the loss is its mean"), width="stretch")
+
+    st.markdown("#### Gradient norms by layer")
+    gradient_rows = stage_data.gradient_rows(saved["gradients"])
+    st.altair_chart(bar_chart(gradient_rows, x="layer", y="gradient norm", horizontal=True,
+                              sort=[row["layer"] for row in gradient_rows], height=max(200, 16 * len(gradient_rows)),
+                              title=f"Total gradient norm {saved['gradients'].get('total_norm', 0):.3g}"),
+                    width="stretch")
+
+    st.markdown("#### One optimizer step")
+    step = saved["step"]
+    columns = st.columns(3)
+    columns[0].metric("Loss before", f"{step['loss_before']:.4f}")
+    columns[1].metric("Loss after, same batch", f"{step['loss_after']:.4f}", delta=f"{step['loss_change']:+.4f}",
+                      delta_color="inverse")
+    columns[2].metric("Largest relative weight change", f"{step['largest_relative_change']:.2e}")

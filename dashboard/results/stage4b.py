@@ -1,0 +1,246 @@
+"""Stage 4B results: a LoRA training form, and the background run it starts, watched live.
+
+The form's trainable-parameter count comes from the learner's own
+``attention_modules``, ``make_lora_config``, ``apply_lora`` and
+``trainable_parameters``, applied to a *meta-device* copy of the model (its
+shapes without its numbers: instant, and no memory). Start queues a run with
+``lessons.engine.jobs.start_job``; training happens in a separate process that
+writes its metrics to the store, and this page only reads them: a progress bar
+with the ETA, the live training and validation loss, tokens per second, and
+Cancel. Reloading the page re-attaches to the newest running job.
+"""
+from __future__ import annotations
+
+from dataclasses import fields
+from types import ModuleType
+from typing import Any
+
+import streamlit as st
+
+from dashboard.logic import stage_data
+from dashboard.logic.charts import loss_chart, runs_loss_chart
+from dashboard.ui import demo_mode, friendly, module_fingerprint, open_results_store
+from lessons.engine import jobs
+from lessons.engine.errors import LabError
+from lessons.engine.store import Store
+
+RANKS = [1, 2, 4, 8, 16, 32, 64]
+LEARNING_RATES = [5e-5, 1e-4, 2e-4, 5e-4, 1e-3]
+POLL_SECONDS = 2.0  # how often the live view reads the store while a run is going
+
+
+@st.cache_resource(show_spinner=False, max_entries=1)
+def _meta_config():
+    from transformers import AutoConfig
+
+    from lessons.engine.assets import resolve_model_source
+
+    return AutoConfig.from_pretrained(resolve_model_source(None))
+
+
+def _meta_model():
+    """The model's architecture on the meta device: every shape, no numbers, no memory."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    with torch.device("meta"):
+        return AutoModelForCausalLM.from_config(_meta_config())
+
+
+def _counts(result: Any, model) -> tuple[int, int]:
+    """(trainable, total) from whatever shape trainable_parameters returns (a dict, a pair or a number)."""
+    if isinstance(result, dict):
+        trainable = result.get("trainable", result.get("trainable_params"))
+        total = result.get("total", result.get("all", result.get("all_params")))
+        if trainable is not None and total is not None:
+            return int(trainable), int(total)
+    if isinstance(result, (tuple, list)) and len(result) >= 2:
+        return int(result[0]), int(result[1])
+    if isinstance(result, (int, float)):
+        return int(result), sum(p.numel() for p in model.parameters())
+    return (sum(p.numel() for p in model.parameters() if p.requires_grad),
+            sum(p.numel() for p in model.parameters()))
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def lora_counts(fingerprint: str, rank: int, alpha: int, targets: tuple[str, ...], dropout: float,
+                _module: ModuleType) -> dict:
+    model = _meta_model()
+    config = _module.make_lora_config(r=rank, alpha=alpha, target_modules=list(targets), dropout=dropout)
+    wrapped = _module.apply_lora(model, config)
+    trainable, total = _counts(_module.trainable_parameters(wrapped if wrapped is not None else model),
+                               wrapped if wrapped is not None else model)
+    return {"trainable": trainable, "total": total}
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def default_targets(fingerprint: str, _module: ModuleType) -> tuple[list[str], list[str]]:
+    """(the learner's attention_modules for this model, every linear layer name it has)."""
+    import torch
+
+    model = _meta_model()
+    linear = sorted({name.split(".")[-1] for name, layer in model.named_modules()
+                     if isinstance(layer, torch.nn.Linear) and name.split(".")[-1] != "lm_head"})
+    return list(_module.attention_modules(model)), linear
+
+
+def training_settings_class():
+    from lessons.engine.training import TrainSettings
+
+    return TrainSettings
+
+
+def draw(module: ModuleType, store: Store) -> None:
+    fingerprint = module_fingerprint(module)
+    try:
+        settings_class = training_settings_class()
+    except ImportError as error:
+        st.warning(f"The training engine is not available in this copy ({error}).")
+        return
+    defaults = settings_class()
+
+    st.markdown("#### Train a LoRA adapter")
+    attention, linear = [], []
+    with friendly("finding the attention layers with attention_modules"):
+        attention, linear = default_targets(fingerprint, module)
+    left, middle, right = st.columns(3)
+    rank = left.select_slider("LoRA rank r", RANKS, value=getattr(defaults, "rank", 8), key="stage4b_rank")
+    alpha = left.number_input("alpha (scaling = alpha / r)", 1, 256, int(getattr(defaults, "alpha", 16)),
+                              key="stage4b_alpha")
+    targets = middle.multiselect("Target modules", linear or attention, default=[t for t in attention if t in
+                                                                                  (linear or attention)],
+                                 key="stage4b_targets", help="attention_modules(model) chose the default.")
+    learning_rate = middle.select_slider("Learning rate", LEARNING_RATES,
+                                         value=min(LEARNING_RATES, key=lambda lr: abs(lr - getattr(
+                                             defaults, "learning_rate", 2e-4))),
+                                         key="stage4b_learning_rate", format_func=lambda lr: f"{lr:g}")
+    epochs = right.number_input("Epochs", 1, 10, int(max(1, getattr(defaults, "epochs", 1))), key="stage4b_epochs")
+    sizes = sorted({40, 100, 200, 400, 1000, 2000, 3000, int(getattr(defaults, "n_recipes", 400))})
+    n_recipes = right.select_slider("Data size (recipes)", sizes, value=int(getattr(defaults, "n_recipes", 400)),
+                                    key="stage4b_n_recipes")
+    with st.expander("More settings"):
+        columns = st.columns(4)
+        max_steps = columns[0].number_input("Max steps (0 = all epochs)", 0, 100_000,
+                                            max(0, int(getattr(defaults, "max_steps", 0) or 0)),
+                                            key="stage4b_max_steps")
+        batch_size = columns[1].select_slider("Batch size", [1, 2, 4, 8, 16],
+                                              value=int(getattr(defaults, "batch_size", 4)), key="stage4b_batch_size")
+        max_length = columns[2].select_slider("Max length", [64, 128, 256, 512],
+                                              value=int(getattr(defaults, "max_length", 256)), key="stage4b_max_length")
+        eval_every = columns[3].number_input("Validate every (steps)", 1, 10_000,
+                                             int(getattr(defaults, "eval_every", 20) or 20), key="stage4b_eval_every")
+
+    dropout = float(getattr(defaults, "dropout", 0.05))
+    if targets:
+        with friendly("counting trainable parameters with make_lora_config, apply_lora and trainable_parameters"):
+            counts = lora_counts(fingerprint, int(rank), int(alpha), tuple(targets), dropout, module)
+            st.metric("Trainable parameters with these settings", f"{counts['trainable']:,}",
+                      help=stage_data.lora_share(counts["trainable"], counts["total"]))
+            st.caption(f"{stage_data.lora_share(counts['trainable'], counts['total'])} of the model: "
+                       "everything else stays frozen.")
+    else:
+        st.warning("Choose at least one target module.")
+
+    values = {"rank": int(rank), "alpha": int(alpha), "target_modules": list(targets), "dropout": dropout,
+              "learning_rate": float(learning_rate), "epochs": float(epochs), "n_recipes": int(n_recipes),
+              "max_steps": int(max_steps) if max_steps else -1,  # -1: run the epochs (TrainSettings' own default)
+              "batch_size": int(batch_size), "max_length": int(max_length), "eval_every": int(eval_every)}
+    known = {field.name for field in fields(settings_class)}
+    active = jobs.newest_active_run(store)
+    start = st.button("▶ Start training", key="stage4b_start", type="primary",
+                      disabled=active is not None or not targets,
+                      help="One run at a time: wait for the running one, or cancel it." if active else None)
+    if start:
+        with friendly("starting the training run"):
+            settings = settings_class(**{key: value for key, value in values.items() if key in known})
+            run_id = jobs.start_job(settings, reference=demo_mode(), store=store)
+            st.session_state["stage4b_run"] = run_id
+            st.toast(f"Training run {run_id} started.")
+            st.rerun()
+
+    watch(store, active)
+    draw_history(store)
+
+
+def watch(store: Store, active: dict | None, *, prefix: str = "stage4b", which=lambda run: True) -> None:
+    """The live view: polls the store every few seconds while a run is queued or running.
+
+    Args:
+        prefix: the page's key prefix (its widgets' keys, and ``<prefix>_run``, the run it started).
+        which: the runs this page shows when none is running (default: all).
+    """
+    chosen = st.session_state.get(f"{prefix}_run")
+    run_id = active["id"] if active else chosen  # a running run is always shown: it is why Start is closed
+    if run_id is None:
+        runs = [run for run in store.runs("train") if which(run)]
+        run_id = runs[-1]["id"] if runs else None
+    if run_id is None:
+        st.info("No training run yet: choose settings and press Start. Training runs in the background; "
+                "you can close this page and come back.")
+        return
+
+    @st.fragment(run_every=POLL_SECONDS if active else None)
+    def live() -> None:
+        with open_results_store() as fresh:
+            status = jobs.job_status(run_id, store=fresh)
+            metrics = fresh.metrics(run_id)
+        draw_run(status, metrics, prefix=prefix)
+        if active and status["status"] not in jobs.ACTIVE:
+            st.rerun(scope="app")  # the run ended: redraw the whole page (Start opens again)
+
+    live()
+
+
+def draw_run(status: dict, metrics: list[dict], *, prefix: str = "stage4b") -> None:
+    run_id = status["id"]
+    label = {"queued": "⏳ queued", "running": "🏃 running", "finished": "✅ finished", "failed": "❌ failed",
+             "cancelled": "⏹ cancelled"}.get(status["status"], status["status"])
+    st.markdown(f"#### Run `{run_id}` — {label}")
+    if status["status"] in jobs.ACTIVE:
+        total = status.get("total_steps")
+        text = f"step {status['step']}" + (f" of {total}" if total else "") + \
+               f" · about {stage_data.format_eta(status.get('eta_s'))} left"
+        st.progress(float(status.get("fraction") or 0.0), text=text)
+        if status.get("cancel_requested"):
+            st.caption("Cancelling: the run stops after its current step and keeps its last checkpoint.")
+        elif st.button("⏹ Cancel", key=f"{prefix}_cancel_{run_id}"):
+            with open_results_store() as store:
+                jobs.cancel_job(run_id, store=store)
+            st.rerun(scope="fragment")
+    elif status["status"] in ("failed", "cancelled"):
+        (st.error if status["status"] == "failed" else st.warning)(status.get("reason") or status["status"])
+        if st.button("↻ Resume from the last checkpoint", key=f"{prefix}_resume_{run_id}"):
+            try:
+                with open_results_store() as store:
+                    jobs.resume_job(run_id, store=store)
+                st.rerun(scope="app")
+            except LabError as error:
+                st.error(str(error))
+    columns = st.columns(4)
+    columns[0].metric("Step", f"{status['step']}" + (f"/{status['total_steps']}" if status.get("total_steps") else ""))
+    columns[1].metric("Training loss", f"{status['train_loss']:.3f}" if status.get("train_loss") is not None else "–")
+    columns[2].metric("Validation loss", f"{status['eval_loss']:.3f}" if status.get("eval_loss") is not None else "–")
+    columns[3].metric("Tokens per second", f"{status['tokens_per_s']:,.0f}" if status.get("tokens_per_s") else "–")
+    if metrics:
+        st.altair_chart(loss_chart(metrics), width="stretch")
+    else:
+        st.caption("Waiting for the first step (loading the model and data takes a little while) …")
+    with st.expander("The job's log"):
+        st.code(jobs.log_tail(run_id, 30) or "(empty)", language="text")
+
+
+def draw_history(store: Store) -> None:
+    runs = store.runs("train")
+    if len(runs) < 1:
+        return
+    st.markdown("#### Your runs")
+    st.dataframe(stage_data.run_rows(runs), hide_index=True)
+    rows = []
+    for run in runs:
+        config = run.get("config") or {}
+        name = f"{run['id'][-6:]} r={config.get('rank')} ep={config.get('epochs')} n={config.get('n_recipes')}"
+        rows += [{"run": name, "step": m["step"], "loss": m["loss"],
+                  "split": "validation" if m["split"] in ("eval", "validation") else m["split"]}
+                 for m in store.metrics(run["id"]) if m.get("loss") is not None]
+    if len(runs) > 1 and rows:
+        st.altair_chart(runs_loss_chart(rows, title="All your runs (dashed: validation)"), width="stretch")

@@ -1,0 +1,101 @@
+"""Stage 6 results: the next-token distribution under temperature and top-p, your own generation loop, a sweep.
+
+Runs the learner's ``apply_temperature``, ``top_p_filter``,
+``next_token_distribution``, ``generate_custom_recipe`` and ``sampling_sweep``
+on the base model, and on the fine-tuned model of the newest finished run
+when there is one (before and after fine-tuning, side by side).
+"""
+from __future__ import annotations
+
+from types import ModuleType
+
+import streamlit as st
+
+from dashboard.logic.charts import bar_chart, probability_chart
+from dashboard.ui import base_model, finetuned_choices, finetuned_model, friendly
+from lessons.engine.store import Store
+
+DEFAULT_PROMPT = "RECIPE: Banana Pancakes\nINGREDIENTS:"
+TOY_LOGITS = [2.0, 1.0, 0.0]  # the lesson's own example: three tokens, scores 2, 1 and 0
+
+
+def distribution_rows(rows: list[dict], model_name: str) -> list[dict]:
+    """``next_token_distribution`` rows as chart rows: one bar before and one after per token."""
+    out = []
+    for row in rows:
+        token = str(row.get("text", row.get("id"))).replace("\n", "↵").replace(" ", "·") or "∅"
+        token = f"{token} ({row['id']})"
+        out.append({"token": token, "probability": float(row["before"]), "as": f"{model_name}: the model's own"})
+        out.append({"token": token, "probability": float(row["after"]),
+                    "as": f"{model_name}: after temperature and top-p"})
+    return out
+
+
+def draw(module: ModuleType, store: Store) -> None:
+    st.markdown("#### Temperature on the lesson's example")
+    temperature = st.slider("Temperature", 0.0, 2.0, 0.8, step=0.1, key="stage6_temperature",
+                            help="0 = greedy: always the most probable token.")
+    top_p = st.slider("top-p (nucleus)", 0.05, 1.0, 0.9, step=0.05, key="stage6_top_p")
+    with friendly("reshaping the toy logits with apply_temperature and top_p_filter"):
+        import torch
+
+        logits = torch.tensor(TOY_LOGITS)
+        if temperature > 0:
+            shaped = module.apply_temperature(logits, temperature)
+            filtered = module.top_p_filter(shaped, top_p)
+            probabilities = torch.softmax(filtered, dim=-1).tolist()
+        else:
+            probabilities = [1.0 if i == int(torch.argmax(logits)) else 0.0 for i in range(len(TOY_LOGITS))]
+        st.altair_chart(bar_chart([{"token": f"token {i} (logit {v:g})", "probability": p}
+                                   for i, (v, p) in enumerate(zip(TOY_LOGITS, probabilities))],
+                                  x="token", y="probability", title="logits [2, 1, 0] after your functions",
+                                  height=200), width="stretch")
+
+    st.markdown("#### The next token, for real")
+    prompt = st.text_area("Prompt", DEFAULT_PROMPT, key="stage6_prompt", height=70)
+    models = [("base", None)] + [(f"fine-tuned ({run_id})", run_id) for run_id in finetuned_choices(store)[-1:]]
+    rows: list[dict] = []
+    for name, run_id in models:
+        with friendly(f"asking the {name} model with next_token_distribution"):
+            model, tokenizer = base_model() if run_id is None else finetuned_model(run_id)
+            distribution = module.next_token_distribution(model, tokenizer, prompt, temperature=temperature,
+                                                          top_p=top_p, k=12)
+            rows += distribution_rows(distribution, name.split(" ")[0])
+            kept = sum(bool(row.get("kept")) for row in distribution)
+            st.caption(f"{name}: {kept} of the 12 most probable tokens can still be drawn.")
+    if rows:
+        st.altair_chart(probability_chart(rows, colour="as", title="The 12 most probable next tokens"),
+                        width="stretch")
+
+    st.markdown("#### Your generation loop")
+    name = st.selectbox("Model", [name for name, _ in models], key="stage6_model")
+    run_id = dict(models)[name]
+    if st.button("Generate with generate_custom_recipe", key="stage6_generate"):
+        with friendly("generating with generate_custom_recipe"):
+            with st.spinner("Generating, one token at a time …"):
+                model, tokenizer = base_model() if run_id is None else finetuned_model(run_id)
+                text = module.generate_custom_recipe(model, tokenizer, prompt, max_new_tokens=80,
+                                                     temperature=temperature, top_p=top_p, seed=0)
+            store.save_generation("stage6", "custom", name, prompt, text,
+                                  {"temperature": temperature, "top_p": top_p, "seed": 0})
+    for generation in store.generations("stage6", "custom")[-3:][::-1]:
+        with st.container(border=True):
+            st.caption(f"{generation['model']} · {generation['settings']}")
+            st.code(generation["prompt"] + generation["text"], language="text", wrap_lines=True)
+
+    st.markdown("#### A sweep over temperature and top-p")
+    if st.button("Run the sweep (9 short generations)", key="stage6_sweep"):
+        with friendly("sweeping with sampling_sweep"):
+            with st.spinner("Sweeping …"):
+                model, tokenizer = base_model() if run_id is None else finetuned_model(run_id)
+                sweep = module.sampling_sweep(model, tokenizer, prompt, temperatures=(0.0, 0.8, 1.5),
+                                              top_ps=(0.5, 0.9, 1.0), max_new_tokens=40, seed=0)
+            store.put_result("stage6", "sweep", sweep)
+    sweep = store.result("stage6", "sweep")
+    if sweep:
+        st.altair_chart(bar_chart([{"setting": f"T={row['temperature']} p={row['top_p']}",
+                                    "repetition": float(row.get("repetition", 0.0))} for row in sweep],
+                                  x="setting", y="repetition", sort=None,
+                                  title="How much each text repeats itself (0 = never)"), width="stretch")
+        st.dataframe([{"temperature": row["temperature"], "top_p": row["top_p"], "text": row["text"]}
+                      for row in sweep], hide_index=True)

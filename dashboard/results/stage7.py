@@ -1,0 +1,168 @@
+"""Stage 7 results: your own file loaded, its mess before and after cleaning, the template, the split.
+
+Runs the learner's ``load_own_dataset``, ``clean_examples``, ``format_example``,
+``prompt_for``, ``prepare_own_splits`` and ``comparison_prompts``. A file can be
+one of the examples in ``data/own_dataset/`` or one the learner uploads (kept
+under the lab's home, ``uploads/``).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from types import ModuleType
+
+import streamlit as st
+
+from dashboard.logic.charts import bar_chart
+from dashboard.logic.tiers import is_own_dataset_run
+from dashboard.ui import base_model, demo_mode, finetuned_choices, finetuned_model, friendly, generate_until_end
+from lessons.engine import jobs
+from lessons.engine.paths import DATA_DIR, lab_home, relative_to_project
+from lessons.engine.store import Store
+
+UPLOAD_TYPES = ["csv", "json", "jsonl", "ndjson"]
+
+
+def dataset_choices() -> list[Path]:
+    """The example files and the learner's uploads, examples first."""
+    examples = sorted((DATA_DIR / "own_dataset").glob("*.*"))
+    uploads = sorted((lab_home() / "uploads").glob("*.*")) if (lab_home() / "uploads").exists() else []
+    return [path for path in examples + uploads if path.suffix.lstrip(".") in UPLOAD_TYPES]
+
+
+def cleaning_rows(report: dict) -> list[dict]:
+    """The cleaning report as bar-chart rows: rows repaired by each step, rows removed for each reason."""
+    rows = [{"step": f"repaired: {name.replace('_', ' ')}", "rows": count, "kind": "repaired"}
+            for name, count in (report.get("repaired") or {}).items()]
+    rows += [{"step": f"removed: {name.replace('_', ' ')}", "rows": count, "kind": "removed"}
+             for name, count in (report.get("removed") or {}).items()]
+    return rows
+
+
+def draw(module: ModuleType, store: Store) -> None:
+    st.markdown("#### Your file")
+    upload = st.file_uploader("Upload your own dataset (CSV, JSON or JSON Lines, UTF-8)", type=UPLOAD_TYPES,
+                              key="stage7_upload")
+    if upload is not None:
+        folder = lab_home() / "uploads"
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / Path(upload.name).name
+        target.write_bytes(upload.getvalue())
+        st.session_state["stage7_file"] = str(target)
+    choices = dataset_choices()
+    if not choices:
+        st.info("No dataset yet: upload one above.")
+        return
+    names = [str(path) for path in choices]
+    chosen = st.session_state.get("stage7_file")
+    path = Path(st.selectbox("Dataset", names, index=names.index(chosen) if chosen in names else 0,
+                             format_func=lambda p: relative_to_project(p), key="stage7_dataset"))
+
+    rows: list[dict] = []
+    with friendly(f"loading {path.name} with load_own_dataset"):
+        rows = module.load_own_dataset(path)
+    if not rows:
+        return
+    columns = list(rows[0])
+    st.caption(f"{len(rows)} rows; columns: {', '.join(columns)}")
+
+    template = st.text_area("Template (each {field} is a column; end with [END])",
+                            value=getattr(module, "QA_TEMPLATE", "{text}\n[END]"), key="stage7_template", height=90)
+    fields: list[str] = []
+    with friendly("reading the template's fields with template_fields"):
+        fields = [field for field in module.template_fields(template) if field in columns] or columns
+
+    st.markdown("#### The mess, before and after cleaning")
+    clean: list[dict] = []
+    with friendly("cleaning with clean_examples"):
+        clean, report = module.clean_examples(rows, text_fields=fields)
+        summary = st.columns(3)
+        summary[0].metric("Rows in", report.get("rows_in", len(rows)))
+        summary[1].metric("Rows kept", report.get("rows_out", len(clean)))
+        summary[2].metric("Removed", report.get("rows_in", len(rows)) - report.get("rows_out", len(clean)))
+        st.altair_chart(bar_chart(cleaning_rows(report), x="step", y="rows", colour="kind", horizontal=True,
+                                  title="What clean_examples repaired and removed"), width="stretch")
+        examples = report.get("examples") or {}
+        with st.expander("Examples of each repair and removal"):
+            for name, items in examples.items():
+                if items:
+                    st.markdown(f"**{name.replace('_', ' ')}**")
+                    st.dataframe([{key: str(value) for key, value in item.items()} for item in items],
+                                 hide_index=True)
+        if store.result("stage7", "cleaning_report") != report:
+            store.put_result("stage7", "cleaning_report", report)
+    if not clean:
+        return
+
+    st.markdown("#### Formatted for training")
+    with friendly("formatting with format_example and prompt_for"):
+        st.code(module.format_example(clean[0], template), language="text", wrap_lines=True)
+        st.caption("The prompt the model will be given for this row (the template cut before its last field):")
+        st.code(module.prompt_for(clean[0], template), language="text", wrap_lines=True)
+    with friendly("splitting with prepare_own_splits"):
+        splits = module.prepare_own_splits(clean, template)
+        columns = st.columns(2)
+        columns[0].metric("Train", len(splits["train"]))
+        columns[1].metric("Validation", len(splits["validation"]))
+    with friendly("choosing prompts with comparison_prompts"):
+        prompts = module.comparison_prompts(clean, template)
+        st.markdown("#### Prompts to compare the base, recipe and your own model on")
+        st.dataframe([{"kind": p["kind"], "prompt": p["prompt"], "expected": p.get("expected", "")} for p in prompts],
+                     hide_index=True)
+        st.session_state["stage7_clean_file"] = str(path)
+        draw_training(store, path, template, fields)
+        draw_comparison(store, prompts)
+
+
+def draw_training(store: Store, path: Path, template: str, fields: list[str]) -> None:
+    """The same LoRA run as stage 4B, on this file: a few settings, Start, the live view."""
+    from dashboard.results.stage4b import training_settings_class, watch
+
+    st.markdown("#### Train on your dataset")
+    st.caption("The same pipeline as the recipes: stage 3 tokenizes your texts, stage 4B trains a LoRA adapter. "
+               "A few dozen examples learn the format in a few dozen steps.")
+    columns = st.columns(4)
+    rank = columns[0].select_slider("LoRA rank r", [2, 4, 8, 16, 32], value=8, key="stage7_rank")
+    max_steps = columns[1].number_input("Steps", 5, 2000, 60, key="stage7_max_steps")
+    learning_rate = columns[2].select_slider("Learning rate", [1e-4, 2e-4, 5e-4, 1e-3], value=2e-4,
+                                             key="stage7_learning_rate", format_func=lambda lr: f"{lr:g}")
+    max_length = columns[3].select_slider("Max length", [64, 128, 256], value=128, key="stage7_max_length")
+    active = jobs.newest_active_run(store)
+    if st.button("▶ Train on this file", key="stage7_start", type="primary", disabled=active is not None):
+        with friendly("starting the training run"):
+            settings = training_settings_class()(rank=int(rank), alpha=2 * int(rank), max_steps=int(max_steps),
+                                                 learning_rate=float(learning_rate), max_length=int(max_length),
+                                                 test_size=0.2, eval_every=max(5, int(max_steps) // 6),
+                                                 source=str(path))
+            run_id = jobs.start_job(settings, reference=demo_mode(), store=store, name=f"stage7 {path.name}",
+                                    own_dataset={"path": str(path), "template": template, "text_fields": fields})
+            st.session_state["stage7_run"] = run_id
+            st.rerun()
+    watch(store, active, prefix="stage7", which=is_own_dataset_run)
+
+
+def draw_comparison(store: Store, prompts: list[dict]) -> None:
+    """The base model, the newest recipe model and the newest own-data model on the same prompts."""
+    runs = {run["id"]: run for run in store.runs("train")}
+    finished = finetuned_choices(store)
+    recipe = next((r for r in reversed(finished) if not is_own_dataset_run(runs[r])), None)
+    own = next((r for r in reversed(finished) if is_own_dataset_run(runs[r])), None)
+    st.markdown("#### Base, recipe model, your model")
+    if own is None:
+        st.info("Once a run on your file has finished, compare it here with the base and the recipe model.")
+        return
+    models = [("base", None)] + ([("recipe model", recipe)] if recipe else []) + [("your model", own)]
+    if st.button("Compare them on these prompts", key="stage7_compare"):
+        with friendly("generating with the three models"):
+            rows = []
+            with st.spinner("Generating …"):
+                for prompt in prompts:
+                    row = {"prompt": prompt["prompt"], "expected": prompt.get("expected", "")}
+                    for name, run_id in models:
+                        model, tokenizer = base_model() if run_id is None else finetuned_model(run_id)
+                        row[name] = generate_until_end(model, tokenizer, prompt["prompt"], max_new_tokens=80)
+                        store.save_generation("stage7", name, run_id or "base", prompt["prompt"], row[name])
+                    rows.append(row)
+            store.put_result("stage7", "comparison", rows)
+    rows = store.result("stage7", "comparison")
+    if rows:
+        st.dataframe(rows, hide_index=True)

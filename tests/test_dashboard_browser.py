@@ -1,0 +1,141 @@
+"""The dashboard in a real browser: headless Chromium, driven by Playwright, as a person would see it.
+
+A real ``streamlit run dashboard/app.py`` serves on a free local port (demo
+mode, a private lab home); Chromium opens Home and two stage pages, and the
+test checks the text a person reads and that the charts were drawn (Vega's
+``.vega-embed``). Screenshots go to ``$LAB_SCREENSHOTS`` (default: the test's
+temporary folder) so a person can look at them.
+
+Needs Debian's Chromium (``apt-get install -y chromium chromium-driver``) and
+Python Playwright (in requirements.txt; never ``playwright install``: the
+browser is the system's). Skipped only when Chromium is not installed.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from lessons.engine.stages import STAGES_BY_KEY, file_hash
+from lessons.engine.store import Store
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+# Headless, no sandbox (we are root in a container), and no background traffic: this machine has no network.
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(CHROMIUM is None,
+                       reason="Chromium is not installed: apt-get install -y chromium chromium-driver"),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def server(tmp_path):
+    """``streamlit run dashboard/app.py`` in demo mode on a free port; yields its address."""
+    from lessons.engine.paths import lab_home
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "models").symlink_to((lab_home() / "models").resolve(), target_is_directory=True)
+    env = {**os.environ, "LAB_HOME": str(home), "LAB_LEARNER": "browser", "LAB_DEMO": "1",
+           "PYTHONPATH": str(ROOT)}
+    env.pop("LAB_CLASS_DIR", None)
+    stage = STAGES_BY_KEY["stage1"]
+    with Store(home / "lab.sqlite", learner="browser") as store:  # one check run, so Home has its chart
+        store.record_check_run("stage1", str(stage.learner_file), file_hash(stage.learner_file),
+                               [{"name": "test_a", "title": "a", "outcome": "passed"},
+                                {"name": "test_b", "title": "b", "outcome": "todo"}], complete=True)
+    port = free_port()
+    log = (tmp_path / "streamlit.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.headless", "true",
+         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
+         "--server.fileWatcherType", "none"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as answer:
+                if answer.read().strip() == b"ok":
+                    break
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail("streamlit did not start:\n" + (tmp_path / "streamlit.log").read_text()[-3000:])
+        time.sleep(0.3)
+    yield url
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    log.close()
+
+
+@pytest.fixture
+def screenshots(tmp_path) -> Path:
+    folder = Path(os.environ.get("LAB_SCREENSHOTS") or tmp_path / "screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def test_home_and_two_stage_pages_in_chromium(server, screenshots, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True,
+            viewport={"width": 1400, "height": 3200})  # tall: Streamlit scrolls inside its own container
+        page = browser.new_page()
+        page.set_default_timeout(120_000)  # a cold model load on a busy 2-core machine
+        expect.set_options(timeout=120_000)
+
+        started = time.monotonic()
+        page.goto(server)
+        expect(page.get_by_role("heading", name="🍳 LoRA Kitchen")).to_be_visible()
+        first_page_s = time.monotonic() - started
+        expect(page.get_by_text("What to do next", exact=True)).to_be_visible()
+        expect(page.get_by_text("Success tiers", exact=True)).to_be_visible()
+        expect(page.locator(".vega-embed").first).to_be_visible()
+        expect(page.get_by_text("Demo mode (reference solutions)", exact=True)).to_be_visible()
+        page.screenshot(path=str(screenshots / "home.png"), full_page=True)
+        assert first_page_s < 30, f"the first page took {first_page_s:.0f} s"
+
+        page.goto(f"{server}/stage1")
+        expect(page.get_by_role("heading", name="Stage 1 — Concepts: a model, its tokens, the 'before' picture")
+               ).to_be_visible()
+        expect(page.get_by_text("Tokenizer explorer", exact=True)).to_be_visible()
+        expect(page.get_by_text("26 tokens", exact=True)).to_be_visible()
+        expect(page.locator(".vega-embed").first).to_be_visible()
+        expect(page.get_by_text("134,515,008").first).to_be_visible()
+        page.screenshot(path=str(screenshots / "stage1.png"), full_page=True)
+        page.locator(".vega-embed").first.screenshot(path=str(screenshots / "stage1-tokens.png"))
+
+        page.goto(f"{server}/stage2")
+        expect(page.get_by_role("heading", name="Stage 2 — The data mess: load, format, filter, split")).to_be_visible()
+        expect(page.locator(".vega-embed")).to_have_count(2)
+        expect(page.get_by_text("3,011", exact=True)).to_be_visible()
+        page.screenshot(path=str(screenshots / "stage2.png"), full_page=True)
+        assert not page.get_by_text("Traceback").count(), "no page shows a raw traceback"
+        browser.close()
+    print(f"screenshots: {screenshots}")
+    for name in ("home.png", "stage1.png", "stage2.png"):
+        assert (screenshots / name).stat().st_size > 10_000

@@ -1,0 +1,315 @@
+"""The dashboard's logic, without Streamlit: lesson text, check status, locks, hints, tiers, class, charts."""
+from __future__ import annotations
+
+import ast
+import json
+
+import pytest
+
+from dashboard.logic import classroom, lesson, stage_data, tiers
+from dashboard.logic.charts import loss_chart, token_chart, token_chips_html, visible
+from dashboard.logic.friendly import friendly_error
+from dashboard.logic.questions import QUESTIONS
+from lessons.engine.stages import STAGES, STAGES_BY_KEY, file_hash
+from lessons.engine.store import Store
+from lessons.engine.todo import NotImplementedYet
+
+
+@pytest.fixture
+def store(tmp_path):
+    with Store(tmp_path / "lab.sqlite", learner="ada") as opened:
+        yield opened
+
+
+def record(store: Store, key: str, outcomes: dict[str, str] | None = None, *, complete: bool = True,
+           current_file: bool = True) -> None:
+    """A check run of stage ``key``: ``{check name: outcome}`` (default: two passing checks)."""
+    stage = STAGES_BY_KEY[key]
+    outcomes = outcomes or {"test_one": "passed", "test_two": "passed"}
+    results = [{"name": name, "title": f"{name} in words", "outcome": outcome,
+                "message": "" if outcome == "passed" else f"{name}: wrong\n  hint: why?"}
+               for name, outcome in outcomes.items()]
+    store.record_check_run(key, str(stage.learner_file), file_hash(stage.learner_file) if current_file else "old",
+                           results, complete=complete)
+
+
+# -- lesson text ---------------------------------------------------------------------------
+def test_the_lesson_is_the_module_docstring_read_without_importing():
+    text = lesson.lesson_text(STAGES_BY_KEY["stage1"])
+    assert text.source == "reference" and text.path == "lessons/reference/stage1_concepts.py"
+    assert text.markdown.startswith("Stage 1 — Concepts")
+    assert "``" not in text.markdown, "reStructuredText code marks become Markdown ones"
+
+
+def test_the_lesson_falls_back_to_the_learner_file_when_the_reference_is_withheld(tmp_path, monkeypatch):
+    from lessons.engine.stages import Stage
+
+    learner = tmp_path / "stage9_x.py"
+    learner.write_text('"""Stage 9 — a lesson with ``code``."""\nraise SystemExit("never imported")\n')
+    stage = Stage("stage9", "9", "stage9_x", "x")
+    monkeypatch.setattr(Stage, "learner_file", property(lambda self: learner))
+    monkeypatch.setattr(Stage, "reference_file", property(lambda self: tmp_path / "missing.py"))
+    text = lesson.lesson_text(stage)
+    assert (text.source, text.markdown) == ("learner", "Stage 9 — a lesson with `code`.")
+
+
+@pytest.mark.parametrize(("source", "expected"), [
+    ("Use ``x``.", "Use `x`."),
+    ("Like this::\n\n    a = 1\n\nthen more.", "Like this:\n\n```\na = 1\n```\n\nthen more."),
+    ("1. a list item::\n\n       x = 1\n\n   still the item.",
+     "1. a list item:\n\n```\nx = 1\n```\n\n   still the item."),
+])
+def test_docstring_markdown(source, expected):
+    assert lesson.docstring_markdown(source) == expected
+
+
+# -- check status --------------------------------------------------------------------------
+def test_a_teachers_message_is_read_whole_and_a_traceback_is_folded():
+    teacher = "format_recipe: the text must end with [END].\n  expected: ...\n  hint: How will it stop?"
+    assert lesson.split_message(teacher) == (teacher, "")
+    raw = ("def test_x():\n>   assert f() == 2\nE   AssertionError: assert 1 == 2\n\n"
+           "checks/stage2/test_x.py:5: AssertionError")
+    headline, details = lesson.split_message(raw)
+    assert headline == "AssertionError: assert 1 == 2" and details == raw
+
+
+def test_check_rows_name_each_outcome(store):
+    record(store, "stage1", {"test_a": "passed", "test_b": "failed", "test_c": "todo", "test_d": "error"})
+    rows = lesson.check_rows(store.latest_check_run("stage1"))
+    assert [(row.name, row.status) for row in rows] == [("test_a", "passed"), ("test_b", "failing"),
+                                                        ("test_c", "todo"), ("test_d", "error")]
+    assert rows[1].headline.startswith("test_b: wrong") and rows[1].icon == "❌"
+    assert lesson.check_rows(None) == []
+
+
+def test_declared_checks_come_from_the_check_files_with_their_docstrings():
+    checks = lesson.declared_checks(STAGES_BY_KEY["stage1"])
+    names = [name for name, _ in checks]
+    assert "test_show_tokens" in names
+    tree = ast.parse((STAGES_BY_KEY["stage1"].checks_dir / "test_concepts.py").read_text())
+    first = next(node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name.startswith("test"))
+    assert checks[0] == (first.name, ast.get_docstring(first).splitlines()[0])
+
+
+# -- locks -----------------------------------------------------------------------------------
+def test_stage_one_is_always_open_and_the_next_opens_when_it_passes(store):
+    stage1, stage2 = STAGES_BY_KEY["stage1"], STAGES_BY_KEY["stage2"]
+    assert lesson.lock_for(store, stage1, demo=False) is None
+    lock = lesson.lock_for(store, stage2, demo=False)
+    assert lock.previous == stage1 and lock.command == "pytest checks/stage1" and "not been checked" in lock.message
+
+    record(store, "stage1", {"test_a": "passed", "test_b": "failed"})
+    lock = lesson.lock_for(store, stage2, demo=False)
+    assert lock.failing == ["test_b in words"] and "still failing" in lock.message
+
+    record(store, "stage1", {"test_a": "passed", "test_b": "passed"}, current_file=False)
+    assert "changed" in lesson.lock_for(store, stage2, demo=False).message, "passing an older file does not count"
+
+    record(store, "stage1")
+    assert lesson.lock_for(store, stage2, demo=False) is None
+    assert lesson.lock_for(store, STAGES_BY_KEY["stage7"], demo=True) is None, "demo mode opens everything"
+
+
+def test_next_step_is_the_first_stage_not_passed(store):
+    from lessons.engine.progress import all_progress
+
+    step = lesson.next_step(all_progress(store))
+    assert (step.stage.key, step.file, step.command) == ("stage1", "lessons/stage1_concepts.py", "pytest checks/stage1")
+    record(store, "stage1")
+    assert lesson.next_step(all_progress(store)).stage.key == "stage2"
+
+
+# -- hints --------------------------------------------------------------------------------------
+def test_hints_come_from_the_reference_markers_and_reveals_from_the_store(store):
+    stage = STAGES_BY_KEY["stage1"]
+    exercises = lesson.hint_exercises(stage)
+    keys = [item.key for item in exercises]
+    assert len(keys) == len(set(keys)) and "load_model_and_tokenizer#2" in keys  # two blanks in one function
+    pick = next(item for item in exercises if item.key == "pick_device#1")
+    assert pick.levels() == ["hint", "partial", "solution"]
+    assert "torch" in pick.text("hint") and "torch.cuda.is_available()" in pick.text("partial")
+    assert pick.text("solution").startswith("if torch.cuda.is_available():"), "the solution is dedented"
+    show = next(item for item in exercises if item.key == "show_tokens#1")
+    assert show.levels() == ["hint", "solution"], "no PARTIAL lines: no partial reveal"
+
+    assert lesson.revealed_levels(store, stage) == {}
+    store.record_reveal("stage1", "pick_device#1", "hint")
+    store.record_reveal("stage1", "pick_device#1", "partial")
+    assert lesson.revealed_levels(store, stage) == {"pick_device#1": 2}
+
+
+def test_run_checks_runs_pytest_in_another_process_and_the_store_gets_the_results(tmp_path, monkeypatch):
+    from lessons.engine.paths import lab_home
+
+    (tmp_path / "models").symlink_to((lab_home() / "models").resolve(), target_is_directory=True)  # no re-conversion
+    monkeypatch.setenv("LAB_HOME", str(tmp_path))
+    monkeypatch.setenv("LAB_LEARNER", "checker")
+    result = lesson.run_checks(STAGES_BY_KEY["stage1"], extra_args=["-k", "show_tokens"])
+    assert result.command == "pytest checks/stage1 -k show_tokens"
+    assert result.returncode is not None and "stage1" in result.output
+    with Store(tmp_path / "lab.sqlite", learner="checker") as store:
+        run = store.latest_check_run("stage1")
+    assert run is not None and not run["complete"], "a -k run is recorded, but never as complete"
+
+
+# -- questions -------------------------------------------------------------------------------------
+def test_every_stage_has_two_or_three_questions_with_stable_keys():
+    assert set(QUESTIONS) == {stage.key for stage in STAGES}
+    for key, questions in QUESTIONS.items():
+        assert 2 <= len(questions) <= 3, key
+        assert len({q.key for q in questions}) == len(questions)
+        assert all(q.text.strip().endswith("?") or "?" in q.text for q in questions)
+
+
+# -- tiers -------------------------------------------------------------------------------------------
+def test_criteria_table_covers_every_tier_and_names_real_rules():
+    assert {c.tier for c in tiers.CRITERIA} == set(tiers.TIERS)
+    assert all(c.rule in tiers.RULES for c in tiers.CRITERIA)
+    assert len({c.key for c in tiers.CRITERIA}) == len(tiers.CRITERIA)
+
+
+def test_nothing_is_met_in_an_empty_store(store):
+    judgements = tiers.evaluate(tiers.Evidence.from_store(store))
+    assert not any(j.met for j in judgements)
+    assert tiers.tier_reached(judgements) is None
+
+
+def finished_run(store: Store, **config) -> str:
+    run_id = store.start_run("train", {"epochs": 1, "rank": 8, "n_recipes": 500, "source": "wikibooks", **config})
+    store.update_run(run_id, status="finished")
+    return run_id
+
+
+def test_tiers_are_judged_from_the_learners_own_evidence(store):
+    for key in tiers.CORE_STAGES:
+        record(store, key)
+    store.save_generation("stage1", "before", "base", "RECIPE: x", "y")
+    finished_run(store, reference=True)  # a demo run: never counts
+    judgements = {j.criterion.key: j for j in tiers.evaluate(tiers.Evidence.from_store(store))}
+    assert judgements["core-checks"].met and judgements["before-picture"].met
+    assert not judgements["one-run"].met, "a run with the reference solutions is not the learner's evidence"
+
+    finished_run(store)
+    evidence = tiers.Evidence.from_store(store)
+    assert tiers.tier_reached(tiers.evaluate(evidence)) == "complete"
+
+    finished_run(store, epochs=3)
+    finished_run(store, rank=16, n_recipes=1000)
+    store.save_evaluation("stage5", "perplexity_before", 17.5)
+    store.save_evaluation("stage5", "perplexity_after", 12.5)
+    record(store, "stage6")
+    for key in tiers.CORE_STAGES:
+        for question in QUESTIONS[key]:
+            store.save_answer(key, question.key, "Because the loss …")
+    judgements = {j.criterion.key: j for j in tiers.evaluate(tiers.Evidence.from_store(store))}
+    assert judgements["vary-epochs"].met and judgements["vary-epochs"].evidence == "epochs: 1, 3"
+    assert judgements["vary-rank"].met and judgements["vary-data"].met
+    assert tiers.tier_reached(list(judgements.values())) == "excellent"
+    assert not judgements["own-data-run"].met
+
+    finished_run(store, source="data/own_dataset/kitchen_safety.csv")
+    record(store, "stage7")
+    for key in ("stage6", "stage7"):
+        for question in QUESTIONS[key]:
+            store.save_answer(key, question.key, "…")
+    assert tiers.tier_reached(tiers.evaluate(tiers.Evidence.from_store(store))) == "exceptional"
+
+
+def test_a_blank_answer_does_not_count(store):
+    for question in QUESTIONS["stage1"]:
+        store.save_answer("stage1", question.key, "   ")
+    met, detail = tiers.rule_answers(tiers.Evidence.from_store(store), stages=["stage1"])
+    assert not met and detail == f"0 of {len(QUESTIONS['stage1'])} answered"
+
+
+# -- friendly errors ----------------------------------------------------------------------------------
+def test_an_unfinished_todo_says_which_file_and_line():
+    error = NotImplementedYet("lessons/stage2_data.py", 88, "format_recipe")
+    problem = friendly_error(error, doing="formatting")
+    assert problem.headline == "While formatting: not implemented yet — open lessons/stage2_data.py:88 (format_recipe)"
+    assert problem.location == "lessons/stage2_data.py:88"
+
+
+def test_an_exception_in_lesson_code_points_at_the_learners_line(tmp_path):
+    from lessons.engine.modules import load_stage_module
+
+    module = load_stage_module("stage1", reference=True)
+    try:
+        module.show_tokens(None, "text")
+    except Exception as error:  # noqa: BLE001
+        problem = friendly_error(error)
+    assert problem.headline.startswith("your code raised TypeError")
+    assert problem.location.startswith("lessons/reference/stage1_concepts.py:")
+    assert "Traceback" in problem.details
+
+
+# -- class ----------------------------------------------------------------------------------------------
+def make_learner(folder, name: str, *, passed: list[str], losses: list[float], ppl: float | None = None) -> None:
+    with Store(folder / name / "lab.sqlite", learner=name) as store:
+        for key in passed:
+            store.record_check_run(key, "f", "h", [{"name": "t", "outcome": "passed"}], complete=True)
+        run = store.start_run("train", {"rank": 8})
+        for step, loss in enumerate(losses, start=1):
+            store.log_metric(run, step, loss=loss)
+        store.log_metric(run, len(losses), "validation", loss=losses[-1] + 0.1)
+        if ppl is not None:
+            store.save_evaluation("stage5", "perplexity_after", ppl)
+
+
+def test_the_class_is_read_from_every_learners_store(tmp_path):
+    make_learner(tmp_path, "ada", passed=["stage1", "stage2"], losses=[3.0, 2.5], ppl=12.5)
+    make_learner(tmp_path, "bob", passed=["stage1"], losses=[3.1, 2.9, 2.7])
+    make_learner(tmp_path, "demo", passed=[], losses=[1.0])  # the reference's results: not a learner
+    (tmp_path / "empty").mkdir()
+    summaries = classroom.read_class(tmp_path)
+    assert [s.learner for s in summaries] == ["ada", "bob"]
+    rows = classroom.progress_rows(summaries)
+    assert rows[0]["stages passed"] == 2 and rows[0]["2"] == "✅ 1/1" and rows[1]["2"] == "· –"
+    train = classroom.loss_rows(summaries)
+    assert len(train) == 5 and {r["run"] for r in train} == {"ada #1", "bob #1"}
+    assert [r["loss"] for r in classroom.loss_rows(summaries, split="validation")] == [2.6, pytest.approx(2.8)]
+    assert classroom.perplexity_rows(summaries) == [{"learner": "ada", "measure": "perplexity_after",
+                                                     "perplexity": 12.5}]
+
+
+def test_an_unreadable_store_is_reported_not_fatal(tmp_path):
+    (tmp_path / "eve").mkdir()
+    (tmp_path / "eve" / "lab.sqlite").write_text("this is not a database")
+    summary = classroom.read_class(tmp_path)[0]
+    assert summary.learner == "eve" and summary.error
+
+
+# -- rows and charts ------------------------------------------------------------------------------------
+def test_token_chart_shows_every_token_in_order_with_its_id():
+    tokens = [{"token": "ĠPanc", "id": 45981, "text": " Panc"}, {"token": "akes", "id": 1174, "text": "akes"}]
+    spec = token_chart(tokens).to_dict()
+    values = next(iter(spec["datasets"].values()))
+    assert [(v["text"], v["id"]) for v in values] == [("·Panc", 45981), ("akes", 1174)]
+    assert "45981" in token_chips_html(tokens) and visible("a\nb") == "a↵b"
+
+
+def test_loss_chart_calls_eval_validation():
+    spec = loss_chart([{"step": 1, "split": "train", "loss": 3.0}, {"step": 1, "split": "eval", "loss": 3.2},
+                       {"step": 2, "split": "train", "loss": None}]).to_dict()
+    values = next(iter(spec["datasets"].values()))
+    assert [(v["split"], v["loss"]) for v in values] == [("train", 3.0), ("validation", 3.2)]
+
+
+@pytest.mark.parametrize(("seconds", "text"), [(None, "–"), (5.4, "5 s"), (245, "4 min 05 s"), (7300, "2 h 01 min")])
+def test_format_eta(seconds, text):
+    assert stage_data.format_eta(seconds) == text
+
+
+def test_rows_for_the_stage_results():
+    report = {"markup": {"HTML entities": 55}, "removed": {"at least 3 ingredients": 116}, "kept": 3011,
+              "fields": {"title": {"types": {"str": 3}, "missing": 0, "empty": 1,
+                                   "length_after_cleaning": {"median": 21}}}}
+    assert stage_data.mess_rows(report) == [{"kind of mess": "HTML entities", "recipes": 55}]
+    assert stage_data.filter_rows(report)[-1] == {"what": "kept", "recipes": 3011, "outcome": "kept"}
+    assert stage_data.field_rows(report)[0]["types"] == "str × 3"
+    assert stage_data.messy_example([{"title": "a"}, {"title": "b &amp; c"}]) == 1
+    gradients = {"layers": [{"name": "model.embed_tokens", "grad_norm": 1.5},
+                            {"name": "model.layers.0", "grad_norm": 0.5}]}
+    assert [r["layer"] for r in stage_data.gradient_rows(gradients)] == ["embed_tokens", "layers.0"]
+    assert stage_data.lora_share(460_800, 134_975_808) == "0.34 % (460,800 of 134,975,808)"
+    json.dumps(stage_data.run_rows([{"id": "r", "status": "finished", "config": {"rank": 8}, "summary": {}}]))

@@ -1,0 +1,401 @@
+"""Every dashboard page, driven by Streamlit's AppTest: locked and open, learner and demo mode.
+
+Each test is a learner of its own (``LAB_LEARNER``) in the tests' private lab
+home, so the store starts empty; ``seed`` writes the check runs an earlier
+page would have left. Pages are reached as a person reaches them: the entry
+file ``dashboard/app.py`` runs, then ``switch_page``.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from dashboard.logic import lesson
+from lessons.engine.stages import STAGES, STAGES_BY_KEY, file_hash
+from lessons.engine.store import Store
+
+APP = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
+_learners = itertools.count()
+
+
+@pytest.fixture
+def learner(monkeypatch) -> str:
+    from dashboard import ui
+
+    name = f"pages-{os.getpid()}-{next(_learners)}"
+    monkeypatch.setenv("LAB_LEARNER", name)
+    monkeypatch.setattr(ui, "DEMO_LEARNER", demo_of(name))  # demo mode's rows, private to this test too
+    monkeypatch.delenv("LAB_DEMO", raising=False)
+    monkeypatch.delenv("LAB_CLASS_DIR", raising=False)
+    return name
+
+
+def demo_of(learner: str) -> str:
+    """The learner whose rows demo mode reads and writes in this test (``"demo"`` in real use)."""
+    return f"{learner}-demo"
+
+
+def open_page(page: str | None = None, *, demo: bool = False, timeout: float = 120) -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=timeout)
+    at.session_state["demo"] = demo
+    at.run()
+    if page:
+        at.switch_page(f"pages/{page}.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def seed(key: str, outcomes: dict[str, str] | None = None, *, learner: str | None = None) -> None:
+    """A complete check run of stage ``key`` on the learner file as it is now."""
+    stage = STAGES_BY_KEY[key]
+    outcomes = outcomes or {"test_one": "passed"}
+    with Store(learner=learner) as store:
+        store.record_check_run(key, str(stage.learner_file), file_hash(stage.learner_file),
+                               [{"name": name, "title": f"{name} in words", "outcome": outcome,
+                                 "message": "" if outcome == "passed" else f"{name}: not yet\n  hint: which?"}
+                                for name, outcome in outcomes.items()], complete=True)
+
+
+def texts(elements) -> str:
+    return "\n".join(str(element.value) for element in elements)
+
+
+def charts(at: AppTest) -> list:
+    return at.get("vega_lite_chart")
+
+
+# -- Home ------------------------------------------------------------------------------------
+def test_home_says_where_to_start_and_shows_the_tiers(learner):
+    at = open_page()
+    assert at.title[0].value == "🍳 LoRA Kitchen"
+    assert "Start stage 1" in texts(at.markdown) and "lessons/stage1_concepts.py" in texts(at.markdown)
+    assert "pytest checks/stage1" in texts(at.code)
+    progress = at.dataframe[0].value
+    assert list(progress["stage"]) == [stage.label for stage in STAGES]
+    assert set(progress["status"]) == {"not started"} and list(progress["page"][:2]) == ["open", "locked"]
+    assert "No tier reached yet" in texts(at.info)
+    labels = [expander.label for expander in at.expander]
+    assert any(label.startswith("⬜ Complete — 0/3") for label in labels)
+    assert any(label.startswith("⬜ Exceptional") for label in labels)
+
+
+def test_home_follows_the_learners_progress(learner):
+    seed("stage1")
+    seed("stage2", {"test_one": "passed", "test_two": "failed"})
+    at = open_page()
+    assert "Finish stage 2" in texts(at.markdown) and "pytest checks/stage2" in texts(at.code)
+    progress = at.dataframe[0].value
+    assert list(progress["status"][:3]) == ["passed", "failing", "not started"]
+    assert list(progress["checks passed"][:2]) == ["1/1", "1/2"]
+    assert list(progress["page"][:3]) == ["open", "open", "locked"]
+    assert len(charts(at)) == 1, "the checks-per-stage chart"
+    tier_rows = [frame.value for frame in at.dataframe[1:]]
+    core = next(frame for frame in tier_rows if "Checks of stages 1–5" in " ".join(frame["criterion"]))
+    assert "still to pass: stage 2, 3, 4A, 4B, 5" in " ".join(core["your evidence"])
+
+
+# -- locks ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("stage", STAGES[1:], ids=lambda stage: stage.key)
+def test_a_stage_page_is_locked_until_the_stage_before_passes(learner, stage):
+    previous = STAGES[STAGES.index(stage) - 1]
+    at = open_page(stage.key)
+    assert at.title[0].value.startswith(f"Stage {stage.label} — ")
+    assert "locked" in texts(at.warning) and f"Stage {previous.label}" in texts(at.warning)
+    assert f"pytest checks/{previous.key}" in texts(at.code)
+    assert "Your checks" not in texts(at.subheader), "a locked page shows no lesson work"
+
+    seed(previous.key, {"test_good": "passed", "test_bad": "failed"})
+    at = open_page(stage.key)
+    assert "has checks still failing" in texts(at.warning)
+    assert "test_bad in words" in texts(at.markdown) and "test_good in words" not in texts(at.markdown)
+
+    seed(previous.key)
+    at = open_page(stage.key)
+    assert not at.warning or "locked" not in texts(at.warning)
+    assert ["Your checks", "Results of your code"] == [s.value for s in at.subheader][:2]
+    lesson_text = lesson.lesson_text(stage).markdown
+    if lesson_text:
+        assert lesson_text.splitlines()[0] in texts(at.markdown), "the lesson is the module docstring"
+    assert "Not started" in texts(at.info), "this stage's own checks have not run yet"
+    for _, title in lesson.declared_checks(stage):
+        assert f"**{title}** — *not started*" in texts(at.markdown)
+    assert "Your results appear here once every check of this stage passes" in texts(at.info)
+    assert f"pytest checks/{stage.key}" in texts(at.code)
+    assert len(at.text_area) == len([b for b in at.button if b.label == "Save answer"]) >= 2
+
+
+def test_demo_mode_opens_every_page(learner):
+    at = open_page("stage7", demo=True)
+    assert "Demo mode" in texts(at.info) and "locked" not in texts(at.warning)
+
+
+def test_the_sidebar_toggle_turns_demo_mode_on_and_it_survives_a_page_switch(learner):
+    at = open_page()
+    assert at.toggle[0].value is False
+    at.toggle[0].set_value(True).run()
+    assert at.session_state["demo"] is True
+    at.switch_page("pages/stage5.py").run()
+    assert "locked" not in texts(at.warning) and at.session_state["demo"] is True
+
+
+# -- the checks area -------------------------------------------------------------------------------
+def test_check_results_show_the_learners_message_first_and_fold_the_traceback(learner):
+    stage = STAGES_BY_KEY["stage1"]
+    with Store() as store:
+        store.record_check_run("stage1", str(stage.learner_file), file_hash(stage.learner_file), [
+            {"name": "test_a", "title": "show_tokens gives ids", "outcome": "failed",
+             "message": "show_tokens: the ids are wrong.\n  expected: [1, 2]\n  got:      [2, 1]"},
+            {"name": "test_b", "title": "generate_text returns new text", "outcome": "todo",
+             "message": "not implemented yet — open lessons/stage1_concepts.py:180 (generate_text)"},
+            {"name": "test_c", "title": "pick_device picks", "outcome": "error",
+             "message": "Traceback (most recent call last):\n  File x\nE   RuntimeError: boom\n" + "more\n" * 20},
+            {"name": "test_d", "title": "count_parameters counts", "outcome": "passed", "message": ""},
+        ], complete=True)
+    at = open_page("stage1")
+    markdown = texts(at.markdown)
+    assert "❌ **show_tokens gives ids** — *failing*" in markdown
+    assert "📝 **generate_text returns new text** — *todo*" in markdown
+    assert "💥 **pick_device picks** — *error*" in markdown and "✅ **count_parameters counts** — *passed*" in markdown
+    code = texts(at.code)
+    assert "show_tokens: the ids are wrong.\n  expected: [1, 2]" in code
+    assert "RuntimeError: boom" in code
+    full = [e for e in at.expander if e.label == "Full report"]
+    assert len(full) == 1 and "Traceback" in texts(full[0].code)
+    assert "Failing: 1 of 4 checks pass." in texts(at.info)
+
+
+def test_the_run_checks_button_runs_them_and_shows_the_output(learner, monkeypatch):
+    calls = []
+
+    def fake_run_checks(stage, **kwargs):
+        calls.append(stage.key)
+        seed(stage.key, {"test_one": "passed", "test_two": "passed"})  # what pytest's run records
+        return lesson.CheckCommandResult(f"pytest checks/{stage.key}", 0, "2 passed in 0.1s")
+
+    monkeypatch.setattr(lesson, "run_checks", fake_run_checks)
+    at = open_page("stage1")
+    at.button(key="stage1_run_checks").click().run()
+    assert calls == ["stage1"]
+    assert any(e.label.startswith("Output of `pytest checks/stage1` (all passed)") for e in at.expander)
+    assert "2 passed in 0.1s" in texts(at.code)
+    assert "Passed: all 2 checks pass" in texts(at.success)
+
+
+# -- hints and answers -------------------------------------------------------------------------------
+def test_hints_are_revealed_one_step_at_a_time_and_recorded(learner):
+    at = open_page("stage1")
+    pick = lesson.hint_exercises(STAGES_BY_KEY["stage1"])[0]
+    assert pick.key == "pick_device#1"
+    at.button(key="stage1_reveal_pick_device#1_hint").click().run()
+    assert "**Hint**" in texts(at.markdown) and pick.exercise.hints[0] in texts(at.markdown)
+    assert "**The full solution**" not in texts(at.markdown)
+    at.button(key="stage1_reveal_pick_device#1_partial").click().run()
+    assert pick.exercise.partial[0] in texts(at.code)
+    at.button(key="stage1_reveal_pick_device#1_solution").click().run()
+    assert "return \"cuda\"" in texts(at.code)
+    with Store() as store:
+        assert [row["level"] for row in store.reveals("stage1")] == ["hint", "partial", "solution"]
+    at = open_page("stage1")  # a reload keeps what was revealed
+    assert "**The full solution**" in texts(at.markdown)
+
+
+def test_hints_say_so_when_the_reference_was_withheld(learner, monkeypatch):
+    monkeypatch.setattr(lesson, "reference_available", lambda stage: False)
+    at = open_page("stage1")
+    assert "reference solutions were withheld" in texts(at.info)
+    assert not [b for b in at.button if b.label == "Show a hint"]
+
+
+def test_an_answer_is_saved_in_the_store_and_shown_again(learner):
+    at = open_page("stage1")
+    at.text_area(key="stage1_answer_q1").set_value("Cinnamon became two tokens.")
+    [b for b in at.button if b.label == "Save answer"][0].click().run()
+    assert "Saved." in texts(at.success)
+    with Store() as store:
+        assert store.answers("stage1") == {("stage1", "q1"): "Cinnamon became two tokens."}
+    at = open_page("stage1")
+    assert at.text_area(key="stage1_answer_q1").value == "Cinnamon became two tokens."
+
+
+# -- results --------------------------------------------------------------------------------------------
+def test_learner_code_that_raises_is_a_friendly_error_not_a_crash(learner):
+    seed("stage1")  # passed, on the generated file whose blanks are still ___
+    at = open_page("stage1")
+    errors = texts(at.error)
+    assert "not filled in yet — open lessons/stage1_concepts.py:" in errors
+    assert "load_model_and_tokenizer" in errors
+
+
+def test_stage1_results_in_demo_mode_tokens_and_the_before_picture(learner):
+    with Store(learner=demo_of(learner)) as demo_store:  # demo mode reads and writes the "demo" learner's rows
+        demo_store.save_generation("stage1", "before", "base", "RECIPE: Tomato Soup\nINGREDIENTS:", " 4 tomatoes")
+    at = open_page("stage1", demo=True)
+    assert not at.error, texts(at.error)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Parameters"] == "134,515,008" and metrics["Device"] == "cpu"
+    assert any(line.startswith("**26 tokens**") for line in texts(at.markdown).splitlines())
+    assert len(charts(at)) == 1, "the token chart"
+    assert "RECIPE: Tomato Soup\nINGREDIENTS: 4 tomatoes" in texts(at.code)
+
+    at.text_area(key="stage1_text").set_value("Isombe").run()
+    assert "**3 tokens**" in texts(at.markdown)
+
+
+def test_the_before_picture_button_generates_saves_and_shows_it(learner, monkeypatch):
+    import types
+
+    from dashboard import ui
+    from lessons.engine.modules import load_stage_module
+
+    reference = load_stage_module("stage1", reference=True)
+    quick = types.ModuleType(reference.__name__)  # the reference, with a generation that takes no time
+    quick.__dict__.update(reference.__dict__)
+    quick.generate_text = lambda model, tokenizer, prompt, **settings: f" (continued: {prompt.split(chr(10))[0]})"
+    monkeypatch.setattr(ui, "load_stage_module", lambda key, reference=False: quick)
+    at = open_page("stage1", demo=True)
+    assert "No “before” picture yet" in texts(at.info)
+    at.button(key="stage1_generate_before").click().run()
+    with Store(learner=demo_of(learner)) as store:
+        saved = store.generations("stage1", "before")
+    assert [g["prompt"] for g in saved] == reference.BEFORE_PROMPTS
+    assert saved[0]["settings"]["temperature"] == 0.0
+    assert "RECIPE: Banana Pancakes\nINGREDIENTS: (continued: RECIPE: Banana Pancakes)" in texts(at.code)
+    assert at.run().button(key="stage1_generate_before").label == "Generate it again"
+
+
+@pytest.mark.parametrize(("page", "metric", "n_charts"), [
+    ("stage2", "Raw recipes", 2), ("stage3", "Median length", 1), ("stage7", "Rows kept", 1)])
+def test_data_stage_results_in_demo_mode(learner, page, metric, n_charts):
+    at = open_page(page, demo=True)
+    assert not at.error, texts(at.error)
+    assert metric in [m.label for m in at.metric]
+    assert len(charts(at)) >= n_charts
+
+
+def test_stage2_results_draw_the_mess_and_a_clean_split(learner):
+    at = open_page("stage2", demo=True)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Raw recipes"] == "3,129" and metrics["Kept by your filter"] == "3,011"
+    assert metrics["Titles in both"] == "0"
+    assert "RECIPE: " in texts(at.code) and "[END]" in texts(at.code)
+    with Store(learner=demo_of(learner)) as store:
+        assert store.result("stage2", "data_mess_report")["kept"] == 3011
+
+
+# -- Class ------------------------------------------------------------------------------------------------
+def test_class_page_explains_the_set_up_without_a_class_folder(learner):
+    at = open_page("class_room")
+    assert "LAB_CLASS_DIR" in texts(at.info) and "LAB_LEARNER=ada" in texts(at.markdown)
+
+
+def test_class_page_charts_everyones_loss_and_perplexity(learner, monkeypatch, tmp_path):
+    for name, losses, ppl in (("ada", [3.0, 2.4], 12.0), ("bob", [3.1, 2.8, 2.6], 14.5)):
+        with Store(tmp_path / name / "lab.sqlite", learner=name) as store:
+            store.record_check_run("stage1", "f", "h", [{"name": "t", "outcome": "passed"}], complete=True)
+            run = store.start_run("train", {"rank": 8})
+            for step, loss in enumerate(losses, start=1):
+                store.log_metric(run, step, loss=loss)
+            store.save_evaluation("stage5", "perplexity_after", ppl)
+    monkeypatch.setenv("LAB_CLASS_DIR", str(tmp_path))
+    at = open_page("class_room")
+    table = at.dataframe[0].value
+    assert list(table["learner"]) == ["ada", "bob"] and list(table["1"]) == ["✅ 1/1", "✅ 1/1"]
+    assert len(charts(at)) == 2, "loss curves and perplexities"
+    assert "Progress of 2 learners" in texts(at.subheader)
+
+
+# -- 4B: training in the background ------------------------------------------------------------------
+def wait_for(predicate, timeout: float = 60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"waited {timeout} s in vain")
+
+
+def test_stage4b_starts_a_background_run_follows_it_and_cancels_it(learner, monkeypatch):
+    from lessons.engine import jobs
+
+    monkeypatch.setenv(jobs.TRAINER_ENV, "tests.dashboard_fake_training")  # the job process trains nothing real
+    monkeypatch.setenv("FAKE_STEP_S", "0.3")
+    at = open_page("stage4b", demo=True)
+    assert not at.error, texts(at.error)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Trainable parameters with these settings"] == "460,800", "r=8 on q_proj and v_proj"
+    assert "No training run yet" in texts(at.info)
+    at.select_slider(key="stage4b_rank").set_value(16).run()
+    assert {m.label: m.value for m in at.metric}["Trainable parameters with these settings"] == "921,600"
+
+    at.number_input(key="stage4b_max_steps").set_value(300)
+    at.button(key="stage4b_start").click().run()
+    with Store(learner=demo_of(learner)) as store:  # demo mode trains with the reference code, as learner "demo"
+        (run,) = store.runs("train")
+        assert run["config"]["rank"] == 16 and run["config"]["max_steps"] == 300 and run["config"]["reference"]
+        wait_for(lambda: len(store.metrics(run["id"])) >= 2)
+    at.run()
+    assert f"Run `{run['id']}` — 🏃 running" in texts(at.markdown)
+    assert at.button(key="stage4b_start").disabled, "one run at a time"
+    assert len(charts(at)) >= 1, "the live loss chart"
+    assert at.get("progress"), "the progress bar"
+
+    at = open_page("stage4b", demo=True)  # a reload re-attaches to the running job
+    assert f"Run `{run['id']}` — 🏃 running" in texts(at.markdown)
+    at.button(key=f"stage4b_cancel_{run['id']}").click().run()
+    assert jobs.cancel_requested(run["id"])
+    with Store(learner=demo_of(learner)) as store:
+        wait_for(lambda: jobs.job_status(run["id"], store=store)["status"] == "cancelled")
+    at.run()
+    assert "cancelled at step" in texts(at.warning)
+    assert at.button(key=f"stage4b_resume_{run['id']}")
+    assert not at.button(key="stage4b_start").disabled
+
+
+# -- 5 and 6 ------------------------------------------------------------------------------------------
+def test_stage5_without_a_trained_run_says_where_to_train(learner, monkeypatch):
+    from dashboard import ui
+
+    monkeypatch.setattr(ui, "finetuned_choices", lambda store: [])
+    at = open_page("stage5", demo=True)
+    assert not at.error, texts(at.error)
+    assert "train one on the 4B page" in texts(at.info)
+
+
+def test_stage5_draws_perplexity_and_the_side_by_side_from_the_store(learner, monkeypatch):
+    from dashboard.results import stage5
+
+    monkeypatch.setattr(stage5, "finetuned_choices", lambda store: [])
+    seed("stage4b", learner=learner)
+    seed("stage5", learner=learner)  # passed: the learner's own results are drawn
+    with Store() as store:
+        store.save_evaluation("stage5", "perplexity_before", 17.5, run_id="run-1")
+        store.save_evaluation("stage5", "perplexity_after", 12.5, run_id="run-1")
+        store.put_result("stage5", "evaluation", {
+            "run": "run-1", "perplexity_before": 17.5, "perplexity_after": 12.5,
+            "comparisons": [{"prompt": "RECIPE: Tomato Soup\nINGREDIENTS:", "base": " 1. Tomato soup is",
+                             "finetuned": " 4 tomatoes; salt\nDIRECTIONS: Cook.\n[END]",
+                             "base_stopped": False, "finetuned_stopped": True}],
+            "measures": {"base": {"stop rate": 0.0}, "finetuned": {"stop rate": 1.0}}})
+    at = open_page("stage5")
+    assert not at.error, texts(at.error)
+    assert len(charts(at)) == 2, "perplexity before/after and the measures"
+    assert "fine-tuned — stopped at [END]" in texts(at.caption) and "base — never stopped" in texts(at.caption)
+    assert "DIRECTIONS: Cook.\n[END]" in texts(at.code)
+
+
+def test_stage6_shows_temperature_and_top_p_on_the_real_model(learner, monkeypatch):
+    from dashboard.results import stage6
+
+    monkeypatch.setattr(stage6, "finetuned_choices", lambda store: [])
+    at = open_page("stage6", demo=True)
+    assert not at.error, texts(at.error)
+    assert len(charts(at)) == 2, "the toy logits and the real next-token distribution"
+    assert any("of the 12 most probable tokens can still be drawn" in c for c in texts(at.caption).splitlines())
+    at.slider(key="stage6_temperature").set_value(0.0).run()
+    assert "base: 1 of the 12 most probable tokens can still be drawn." in texts(at.caption), "greedy keeps one"
