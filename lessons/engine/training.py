@@ -1,0 +1,362 @@
+"""One LoRA training run, start to finish, with every number streamed to the store.
+
+``run_training`` chains the stage functions, from the learner's files or the
+reference solutions (``modules``), in lesson order:
+
+    stage 2   load_recipes, prepare_splits        raw recipes → "train" / "validation" texts
+    stage 3   configure_tokenizer, tokenize_function    pad token, [END], token ids
+    stage 4A  make_collator                       batches with next-token labels
+    stage 4B  attention_modules, make_lora_config, apply_lora, trainable_parameters,
+              make_training_args, train, save_adapter
+
+and adds what the lab needs around them: a ``MetricsCallback`` that writes each
+logged step (training loss, validation loss, learning rate, tokens per second
+counting real tokens only, ETA) to the store as it happens; a clean stop when
+``should_stop()`` says so (the dashboard's cancel), keeping the curve so far
+and a checkpoint; checkpoints every ``eval_every`` steps, so a killed run goes
+on from the last one with ``resume=True``; the adapter saved at the end; and
+the run's status and summary kept up to date in the store.
+
+The dashboard's background job (``lessons.engine.jobs``) and the instructor's
+pipeline (``lessons.engine.pipeline``) call it; tests pass a tiny model.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Callable
+
+from transformers import TrainerCallback
+
+from .constants import END_MARKER
+from .store import Store
+
+CHECKPOINTS = "checkpoints"   # under output_dir: the Trainer's checkpoint-N folders
+ADAPTER = "adapter"           # under output_dir: the finished adapter (+ tokenizer)
+SETTINGS_FILE = "training_settings.json"  # in the adapter folder: what was trained, on which base
+
+
+@dataclass
+class TrainSettings:
+    """Everything one LoRA run needs to know; the dashboard's form and the job's config are these fields."""
+
+    model: str | None = field(default=None, metadata={
+        "help": "model name or folder; None = the embedded SmolLM2-135M-Instruct"})
+    source: str = field(default="wikibooks", metadata={
+        "help": "recipes for stage 2's load_recipes: 'wikibooks', 'wikibooks-de', a RecipeNLG CSV path, ..."})
+    n_recipes: int = field(default=400, metadata={"help": "recipes used, train and validation together"})
+    test_size: float = field(default=0.1, metadata={"help": "share of the recipes held out for validation"})
+    max_length: int = field(default=256, metadata={
+        "help": "tokens per recipe; longer ones are cut (256 keeps about two thirds whole)"})
+    rank: int = field(default=8, metadata={"help": "LoRA rank r: directions the correction may take"})
+    alpha: int = field(default=16, metadata={"help": "LoRA alpha: the correction is scaled by alpha / r"})
+    dropout: float = field(default=0.05, metadata={"help": "dropout on the LoRA branch while training"})
+    target_modules: list[str] | None = field(default=None, metadata={
+        "help": "layers to adapt; None = stage 4B's attention_modules(model)"})
+    learning_rate: float = field(default=2e-4, metadata={"help": "peak learning rate, then falling linearly to 0"})
+    batch_size: int = field(default=4, metadata={"help": "recipes per step (4 × 256 tokens fits a laptop)"})
+    epochs: float = field(default=1.0, metadata={"help": "passes over the training recipes (unless max_steps > 0)"})
+    max_steps: int = field(default=-1, metadata={"help": "stop after this many steps; -1 = run the epochs"})
+    eval_every: int = field(default=10, metadata={
+        "help": "steps between validation losses, and between checkpoints"})
+    seed: int = field(default=42, metadata={"help": "one seed for the split, the LoRA initialisation and the order"})
+    train_new_tokens: bool = field(default=True, metadata={
+        "help": "also train the embedding rows of tokens stage 3 added ([END]) and keep them in the adapter"})
+
+
+def _print(message: str) -> None:
+    print(f"[train] {message}", flush=True)
+
+
+def _interactive() -> bool:
+    """A progress bar belongs in a terminal, not in a background job's log file."""
+    return sys.stderr.isatty()
+
+
+class MetricsCallback(TrainerCallback):
+    """Writes every logged step to the store, keeps the run's summary current, and stops on request.
+
+    * a training log (``"loss"`` in it) becomes a ``"train"`` metric with the
+      epoch, learning rate, tokens per second and ETA;
+    * an evaluation (``"eval_loss"``) becomes a ``"validation"`` metric, with
+      its perplexity;
+    * after each step ``should_stop()`` is asked; when it says yes the Trainer
+      saves a checkpoint and stops, so ``resume=True`` can go on from there.
+
+    Tokens per second count real tokens only: the Trainer tracks
+    ``num_input_tokens_seen`` from the attention masks (``include_num_input_tokens_seen="non_padding"``),
+    over the time spent in training steps (not evaluating).
+    """
+
+    def __init__(self, store: Store, run_id: str, should_stop: Callable[[], bool] = lambda: False, *,
+                 summary: dict | None = None):
+        self.store, self.run_id, self.should_stop = store, run_id, should_stop
+        self.summary = summary if summary is not None else {}
+        self.cancelled = False
+        self.last_eval_step: int | None = None
+        self.train_loss: float | None = None
+        self.eval_loss: float | None = None
+        self.tokens_per_s: float | None = None
+
+    # -- timing ---------------------------------------------------------------------------
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.started = time.perf_counter()
+        self.first_step = state.global_step        # > 0 after a resume
+        self.first_tokens = state.num_input_tokens_seen
+        self.step_seconds = 0.0                     # time inside training steps, evaluation left out
+        self._step_started = None
+        self.summary.update(total_steps=state.max_steps, resumed_from_step=state.global_step or None)
+        self.store.update_run(self.run_id, summary=self.summary)
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self._step_started = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self._step_started is not None:
+            self.step_seconds += time.perf_counter() - self._step_started
+            self._step_started = None
+        if self.should_stop():
+            self.cancelled = True
+            control.should_save = True               # a checkpoint to resume from
+            control.should_training_stop = True
+        return control
+
+    def _eta(self, state) -> float | None:
+        done = state.global_step - self.first_step
+        if done <= 0 or not state.max_steps:
+            return None
+        per_step = (time.perf_counter() - self.started) / done  # evaluations included: they take time too
+        return max(0.0, (state.max_steps - state.global_step) * per_step)
+
+    # -- the numbers -------------------------------------------------------------------------
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        logs = logs or {}
+        step = state.global_step
+        if "loss" in logs:
+            tokens = state.num_input_tokens_seen - self.first_tokens
+            self.tokens_per_s = tokens / self.step_seconds if self.step_seconds > 0 and tokens > 0 else None
+            self.train_loss = float(logs["loss"])
+            extra = {key: logs[key] for key in ("grad_norm",) if key in logs}
+            self.store.log_metric(self.run_id, step, "train", epoch=logs.get("epoch", state.epoch),
+                                  loss=self.train_loss, learning_rate=logs.get("learning_rate"),
+                                  tokens_per_s=self.tokens_per_s, eta_s=self._eta(state),
+                                  tokens_seen=state.num_input_tokens_seen, **extra)
+        if "eval_loss" in logs:
+            self.eval_loss = float(logs["eval_loss"])
+            self.last_eval_step = step
+            self.store.log_metric(self.run_id, step, "validation", epoch=logs.get("epoch", state.epoch),
+                                  loss=self.eval_loss, perplexity=_perplexity(self.eval_loss))
+        self.summary.update(step=step, train_loss=self.train_loss, eval_loss=self.eval_loss,
+                            tokens_per_s=self.tokens_per_s)
+        if "loss" in logs or "eval_loss" in logs:
+            self.store.update_run(self.run_id, summary=self.summary)
+
+    def on_save(self, args, state, control, **kwargs):
+        self.summary["last_checkpoint"] = str(Path(args.output_dir) / f"checkpoint-{state.global_step}")
+        self.store.update_run(self.run_id, summary=self.summary)
+
+
+def _perplexity(loss: float | None) -> float | None:
+    if loss is None:
+        return None
+    try:
+        return math.exp(loss)
+    except OverflowError:
+        return float("inf")
+
+
+def last_checkpoint(output_dir: str | Path) -> Path | None:
+    """The newest ``checkpoint-N`` folder a run left in ``output_dir/checkpoints``, or None."""
+    folder = Path(output_dir) / CHECKPOINTS
+    found = [(int(path.name.split("-")[-1]), path) for path in folder.glob("checkpoint-*")
+             if path.name.split("-")[-1].isdigit() and (path / "trainer_state.json").exists()]
+    return max(found)[1] if found else None
+
+
+def _forget_metrics_after(store: Store, run_id: str, step: int) -> None:
+    """A resumed run re-does the steps after its checkpoint: drop their old numbers so the curve has no doubles."""
+    with store.transaction() as conn:
+        conn.execute("DELETE FROM metrics WHERE run_id=? AND step>?", (run_id, step))
+
+
+def _new_token_rows(model, tokenizer) -> dict[str, list[int]] | None:
+    """``{"embed_tokens": [49152]}``: the embedding rows of the tokens stage 3 added, for peft to train and save.
+
+    ``resize_token_embeddings`` fills a new row with random numbers, different in
+    every process. Training that row with the adapter, and saving it in the
+    adapter, keeps the fine-tuned model whole: stage 5 gets back exactly the
+    [END] that was trained, and the model learns what [END] means.
+    """
+    end_id = tokenizer.convert_tokens_to_ids(END_MARKER)
+    if end_id is None or end_id == tokenizer.unk_token_id:
+        return None
+    embeddings = model.get_input_embeddings()
+    name = next((name for name, module in model.named_modules() if module is embeddings), "")
+    if not name or end_id >= embeddings.weight.shape[0]:
+        return None
+    return {name.split(".")[-1]: [end_id]}
+
+
+def _load_model(settings: TrainSettings):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from .assets import resolve_model_source
+
+    source = resolve_model_source(settings.model)
+    _print(f"loading {settings.model or 'the embedded SmolLM2-135M-Instruct'} from {source}")
+    return AutoModelForCausalLM.from_pretrained(source), AutoTokenizer.from_pretrained(source)
+
+
+def _enforce_lab_arguments(args, settings: TrainSettings) -> None:
+    """What the lab needs from the TrainingArguments, whatever stage 4B's make_training_args set."""
+    from transformers.trainer_utils import SaveStrategy
+
+    args.include_num_input_tokens_seen = "non_padding"  # tokens/s of real tokens
+    args.save_strategy = SaveStrategy.STEPS              # checkpoints, so a killed run can resume
+    args.save_steps = max(1, settings.eval_every)
+    if not args.save_total_limit:
+        args.save_total_limit = 2
+    args.report_to = []                                  # no online trackers
+    args.disable_tqdm = not _interactive()              # a bar in a terminal, plain log lines in a job's log
+
+
+def run_training(settings: TrainSettings, *, store: Store, run_id: str, modules: dict[str, ModuleType],
+                 output_dir: str | Path, resume: bool = False, should_stop: Callable[[], bool] = lambda: False,
+                 model=None, tokenizer=None, splits=None) -> dict:
+    """Train one LoRA adapter with the stage functions in ``modules``; return the run's summary.
+
+    Args:
+        settings: what to train (``TrainSettings``).
+        store: where the metrics, status and summary go; the run ``run_id`` is
+            created there if it does not exist yet.
+        run_id: the run to write to.
+        modules: stage key → module, ``"stage2"``, ``"stage3"``, ``"stage4a"``, ``"stage4b"``
+            (``lessons.engine.modules.load_stage_module(key, reference=...)``).
+        output_dir: the run's folder: ``checkpoints/`` while training, ``adapter/`` at the end.
+        resume: go on from the newest checkpoint in ``output_dir`` (from the start when there is none).
+        should_stop: asked after every step; True stops cleanly with a checkpoint (status "cancelled").
+        model, tokenizer: a model and tokenizer already loaded (the tests' tiny model, the
+            pipeline's); default: load ``settings.model``. LoRA is put on this model in place.
+        splits: a ``DatasetDict`` with "train" and "validation" texts already prepared; default:
+            stage 2 loads ``settings.source`` and prepares them.
+
+    Returns:
+        The summary, as also saved in the store: ``steps``, ``total_steps``, ``train_loss``,
+        ``eval_loss``, ``eval_perplexity``, ``seconds``, ``tokens_per_s``, ``trainable``,
+        ``target_modules``, ``adapter_dir``, ``cancelled``, ``completed``, ... When a ``model`` was
+        passed in, also ``"model"``: that model with its trained LoRA adapter (a ``PeftModel``),
+        which the store never sees.
+    """
+    from transformers import set_seed
+
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    checkpoints = output_dir / CHECKPOINTS
+    given_model = model is not None
+    started = time.perf_counter()
+    if store.run(run_id) is None:
+        store.start_run("train", asdict(settings), run_id=run_id, checkpoint_dir=str(output_dir))
+    summary: dict[str, Any] = {}
+    store.update_run(run_id, status="running", pid=os.getpid(), checkpoint_dir=str(output_dir), reason="",
+                     summary=summary)
+    try:
+        stage2, stage3, stage4a, stage4b = (modules[key] for key in ("stage2", "stage3", "stage4a", "stage4b"))
+        set_seed(settings.seed)
+
+        # -- stage 2: recipes → train / validation texts ---------------------------------
+        if splits is None:
+            _print(f"stage 2: loading recipes from {settings.source!r}")
+            raw = stage2.load_recipes(settings.source)
+            splits = stage2.prepare_splits(raw, settings.n_recipes, settings.test_size, settings.seed)
+        _print(f"data: {len(splits['train'])} training recipes, {len(splits['validation'])} for validation")
+
+        # -- stage 3: tokenizer ready, texts → token ids ------------------------------------
+        if (model is None) != (tokenizer is None):
+            raise ValueError("pass both model= and tokenizer= (a pair that belongs together), or neither")
+        if model is None:
+            model, tokenizer = _load_model(settings)
+        tokenizer_report = stage3.configure_tokenizer(tokenizer, model)
+        tokenized = splits.map(lambda batch: stage3.tokenize_function(batch, tokenizer, settings.max_length),
+                               batched=True, remove_columns=splits["train"].column_names,
+                               desc="Running tokenizer on dataset")
+
+        # -- stage 4A: batches with next-token labels ----------------------------------------
+        collator = stage4a.make_collator(tokenizer)
+
+        # -- stage 4B: LoRA on the attention layers, then the Trainer -----------------------------
+        target_modules = list(settings.target_modules or stage4b.attention_modules(model))
+        config = stage4b.make_lora_config(settings.rank, settings.alpha, target_modules, settings.dropout)
+        new_rows = _new_token_rows(model, tokenizer) if settings.train_new_tokens else None
+        if new_rows and hasattr(config, "trainable_token_indices") and not config.trainable_token_indices:
+            config.trainable_token_indices = new_rows
+        lora_model = stage4b.apply_lora(model, config)
+        trainable = stage4b.trainable_parameters(lora_model)
+        _print(f"LoRA r={settings.rank} alpha={settings.alpha} on {target_modules}: "
+               f"{trainable['trainable']:,} of {trainable['total']:,} parameters train ({trainable['percent']:.2f} %)")
+
+        args = stage4b.make_training_args(checkpoints, batch_size=settings.batch_size,
+                                          learning_rate=settings.learning_rate, epochs=settings.epochs,
+                                          max_steps=settings.max_steps, eval_every=settings.eval_every,
+                                          seed=settings.seed)
+        _enforce_lab_arguments(args, settings)
+        summary.update(tokenizer=tokenizer_report, target_modules=target_modules, trainable=trainable,
+                       new_token_rows=new_rows, n_train=len(tokenized["train"]),
+                       n_validation=len(tokenized["validation"]), bf16=bool(args.bf16), device=str(args.device))
+
+        checkpoint = last_checkpoint(output_dir) if resume else None
+        if resume:
+            resumed_at = int(checkpoint.name.split("-")[-1]) if checkpoint else 0
+            _print(f"resuming from {checkpoint}" if checkpoint else "no checkpoint yet: starting from the beginning")
+            _forget_metrics_after(store, run_id, resumed_at)
+        callback = MetricsCallback(store, run_id, should_stop, summary=summary)
+        if should_stop():
+            callback.cancelled = True
+            trainer = None
+        else:
+            trainer = stage4b.train(lora_model, tokenizer, tokenized["train"], tokenized["validation"], args,
+                                    callbacks=[callback], data_collator=collator,
+                                    resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+            if not callback.cancelled and callback.last_eval_step != trainer.state.global_step:
+                trainer.evaluate()  # the curve ends with a validation point at the last step
+            # Mixed precision wrapped the model's forward in autocast; give the caller the plain model back,
+            # so "after" is measured in float32 like "before".
+            trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
+
+        # -- the adapter, and how the run ended ---------------------------------------------------
+        steps = trainer.state.global_step if trainer else 0
+        adapter_dir = output_dir / ADAPTER
+        saved = stage4b.save_adapter(lora_model, adapter_dir) if steps else None
+        if saved is not None:
+            tokenizer.save_pretrained(adapter_dir)  # with [END]: stage 5 needs the same token ids
+            (adapter_dir / SETTINGS_FILE).write_text(json.dumps(
+                {"settings": asdict(settings), "base_model": getattr(model.config, "_name_or_path", ""),
+                 "steps": steps, "completed": not callback.cancelled}, indent=1, default=str))
+        summary.update(steps=steps, total_steps=trainer.state.max_steps if trainer else summary.get("total_steps"),
+                       train_loss=callback.train_loss, eval_loss=callback.eval_loss,
+                       eval_perplexity=_perplexity(callback.eval_loss), tokens_per_s=callback.tokens_per_s,
+                       tokens_seen=trainer.state.num_input_tokens_seen if trainer else 0,
+                       seconds=time.perf_counter() - started, cancelled=callback.cancelled,
+                       completed=bool(trainer) and not callback.cancelled,
+                       adapter_dir=str(adapter_dir) if saved else None,
+                       adapter_bytes=saved["bytes"] if isinstance(saved, dict) else None,
+                       last_checkpoint=str(last_checkpoint(output_dir) or "") or None)
+        status = "cancelled" if callback.cancelled else "finished"
+        reason = (f"cancelled at step {steps}; resume continues from the last checkpoint"
+                  if callback.cancelled else "")
+        store.update_run(run_id, status=status, reason=reason, summary=summary)
+        _print(f"{status} after {steps} steps in {summary['seconds']:.0f} s; "
+               f"train loss {callback.train_loss}, validation loss {callback.eval_loss}"
+               + (f"; adapter in {adapter_dir}" if saved else ""))
+    except BaseException as error:
+        store.update_run(run_id, status="failed", reason=f"{type(error).__name__}: {error}"[:500])
+        raise
+    result = dict(summary)
+    if given_model:
+        result["model"] = lora_model
+    return result

@@ -1,0 +1,339 @@
+"""Stage 4B — LoRA training: teach the model recipes by training 0.34 % of it.
+
+Stage 4A trained by nudging *every* parameter. For SmolLM2 that is 134.5
+million numbers, each with a gradient and two more numbers of optimizer state
+(AdamW keeps a running mean and variance): four copies of the model in memory,
+and a full copy to save for every experiment. And a small recipe dataset
+pushing on all of them can wear away what pretraining taught.
+
+LoRA (Low-Rank Adaptation) leaves the pretrained model *frozen* and learns a
+small correction next to some of its layers. A layer computes ``W x`` with a
+big matrix ``W`` (576 × 576 for SmolLM2's attention queries). LoRA adds two
+thin matrices, ``A`` (r × 576) and ``B`` (576 × r), with a small *rank* r such
+as 8, and computes::
+
+    W x  +  (alpha / r) · B (A x)
+
+Only A and B are trained. Their product ``B A`` is a full 576 × 576 matrix, but
+one of rank at most r: a correction that can only push in r directions. The
+bet, which works remarkably well, is that adapting a model to a new task needs
+few directions.
+
+* **B starts at zero**, so ``B A x = 0``: before the first step the model is
+  exactly the base model. Training starts from what the model already knows.
+  (A starts random; if both were zero, neither would ever get a gradient.)
+* **r**, the rank: how many directions the correction has. Bigger r, more
+  capacity, more parameters.
+* **alpha** scales the correction: ``alpha / r`` (16 / 8 = 2 here). Keeping
+  alpha / r fixed lets you change r without retuning the learning rate.
+* **Which layers**: the attention projections, where each token decides which
+  earlier tokens to read. SmolLM2 (Llama architecture) names them ``q_proj``
+  and ``v_proj`` (queries and values); GPT-2 computes queries, keys and values
+  in one layer, ``c_attn``. The feed-forward (MLP) layers hold most of the
+  stored facts; leaving them alone keeps the adapter small.
+
+The count, for SmolLM2 with r = 8 on ``q_proj`` (576 → 576) and ``v_proj``
+(576 → 192) in each of its 30 layers::
+
+    q_proj: 8 × 576 + 576 × 8 = 9,216      v_proj: 8 × 576 + 192 × 8 = 6,144
+    (9,216 + 6,144) × 30 layers = 460,800 trainable, 0.34 % of 134,975,808
+
+The adapter file is those 460,800 numbers: under 2 MB instead of 540 MB.
+
+Then the training loop of stage 4A, run for you by transformers' ``Trainer``:
+batches, forward, backward, step, zero, plus a learning-rate schedule, regular
+validation loss, checkpoints, and callbacks that stream the numbers to the
+dashboard.
+
+Fill in the TODOs top to bottom, then run ``pytest checks/stage4b``.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from peft import LoraConfig, TaskType, get_peft_model
+from transformers import DataCollatorForLanguageModeling, Trainer, TrainingArguments
+
+from lessons.engine.errors import LabError
+from lessons.engine.todo import ___, todo  # noqa: F401 - the blanks and TODOs you fill in
+
+# Defaults measured on the 2-core CPU: 4 recipes of 256 tokens per step fit in
+# memory and take ~3.5 s with bf16 (~5.7 s in float32); lr 2e-4 is the usual
+# LoRA learning rate (10x what full fine-tuning would use: the adapter starts at zero).
+DEFAULT_BATCH_SIZE = 4
+DEFAULT_LEARNING_RATE = 2e-4
+# Set LAB_BF16=1 or 0 to force bfloat16 on or off (for measuring; see precision_settings).
+BF16_ENV = "LAB_BF16"
+
+
+def attention_modules(model) -> list[str]:
+    """The names of the attention layers LoRA should adapt, for this model's architecture.
+
+    Each architecture names its layers its own way. Look at the names of the
+    modules (``model.named_modules()``) and pick the attention projections:
+
+    * GPT-2 (``gpt2``, ``distilgpt2``): queries, keys and values in one layer, ``c_attn``;
+    * Llama (SmolLM2): one layer each, ``q_proj``, ``k_proj``, ``v_proj``, plus the
+      output ``o_proj``; the LoRA paper's classic choice is queries and values.
+
+    Not the MLP (``c_fc`` in GPT-2; ``gate_proj``, ``up_proj``, ``down_proj`` in Llama).
+
+    Example:
+        >>> attention_modules(smollm2)
+        ['q_proj', 'v_proj']
+        >>> attention_modules(distilgpt2)
+        ['c_attn']
+    """
+    ### BEGIN SOLUTION
+    ### HINT: What does {name.split(".")[-1] for name, _ in model.named_modules()} contain for each architecture?
+    ### HINT: Which of those names are attention (query, key, value), and which belong to the MLP?
+    ### PARTIAL: names = {name.split(".")[-1] for name, _ in model.named_modules()}
+    names = {name.split(".")[-1] for name, _ in model.named_modules()}
+    if "c_attn" in names:
+        return ["c_attn"]
+    if {"q_proj", "v_proj"} <= names:
+        return ["q_proj", "v_proj"]
+    ### END SOLUTION
+    raise LabError(f"{type(model).__name__} has neither GPT-2's c_attn nor Llama's q_proj/v_proj: name its "
+                   "attention layers yourself (TrainSettings.target_modules).")
+
+
+def make_lora_config(r: int = 8, alpha: int = 16, target_modules: list[str] | None = None,
+                     dropout: float = 0.05) -> LoraConfig:
+    """A peft ``LoraConfig`` for causal language modelling.
+
+    Args:
+        r: the rank, how many directions the correction has (default 8).
+        alpha: the scale; the correction is multiplied by ``alpha / r`` (default 16, so 2).
+        target_modules: the layer names to adapt, from ``attention_modules``.
+        dropout: dropout on the LoRA branch only while training, a little
+            protection against memorising a small dataset (default 0.05).
+
+    ``task_type=CAUSAL_LM`` tells peft what kind of model it wraps (next-token
+    prediction), so the wrapped model keeps ``generate`` and the loss.
+
+    Example:
+        >>> config = make_lora_config(8, 16, ["q_proj", "v_proj"], 0.05)
+        >>> config.r, config.lora_alpha, sorted(config.target_modules), config.task_type
+        (8, 16, ['q_proj', 'v_proj'], 'CAUSAL_LM')
+    """
+    ### BEGIN SOLUTION
+    ### HINT: LoraConfig's arguments are r, lora_alpha, target_modules, lora_dropout, bias and task_type.
+    ### HINT: Which TaskType is "predict the next token"?
+    return LoraConfig(r=r, lora_alpha=alpha, target_modules=list(target_modules or []), lora_dropout=dropout,
+                      bias="none", task_type=TaskType.CAUSAL_LM)
+    ### END SOLUTION
+
+
+def apply_lora(model, config: LoraConfig):
+    """Wrap ``model`` with LoRA adapters: the base frozen, A and B added and trainable.
+
+    Returns a ``PeftModel``. It behaves like the model it wraps (same forward,
+    same ``generate``), and at first gives *exactly* the same outputs, because
+    every B is zero. Note that peft changes ``model`` in place: its adapted
+    layers become LoRA layers.
+
+    Example:
+        >>> lora_model = apply_lora(model, make_lora_config(8, 16, ["q_proj", "v_proj"], 0.05))
+        >>> trainable_parameters(lora_model)
+        {'trainable': 460800, 'total': 134975808, 'percent': 0.341...}
+    """
+    ### BEGIN SOLUTION
+    ### HINT: peft has one function that wraps a model with the adapters a LoraConfig describes: which?
+    ### HINT: After wrapping, which parameters still have requires_grad=True? Print a few names.
+    lora_model = get_peft_model(model, config)
+    ### END SOLUTION
+    return lora_model
+
+
+def trainable_parameters(model) -> dict:
+    """How many parameters training will change, out of how many.
+
+    Returns ``{"trainable": int, "total": int, "percent": 100 × trainable / total}``.
+
+    Example:
+        >>> trainable_parameters(lora_model)          # SmolLM2, r=8 on q_proj and v_proj
+        {'trainable': 460800, 'total': 134975808, 'percent': 0.341...}
+    """
+    ### BEGIN SOLUTION
+    ### HINT: Stage 1's count_parameters did half of this; which parameters have requires_grad?
+    ### HINT: A percent is out of 100, not out of 1.
+    trainable = sum(parameter.numel() for parameter in model.parameters() if parameter.requires_grad)
+    total = sum(parameter.numel() for parameter in model.parameters())
+    return {"trainable": trainable, "total": total, "percent": 100 * trainable / total}
+    ### END SOLUTION
+
+
+def describe_lora(model) -> list[dict]:
+    """Every LoRA-wrapped layer with the shapes of its A and B, for the dashboard's table.
+
+    Nothing to fill in. Example for SmolLM2's first layer:
+    ``{'module': 'base_model.model.model.layers.0.self_attn.q_proj', 'base': [576, 576], 'A': [8, 576],
+    'B': [576, 8], 'frozen': 331776, 'trainable': 9216}``
+    """
+    rows = []
+    for name, module in model.named_modules():
+        if hasattr(module, "lora_A") and hasattr(module, "base_layer") and len(module.lora_A):
+            adapter = next(iter(module.lora_A))
+            a, b = module.lora_A[adapter].weight, module.lora_B[adapter].weight
+            base = module.base_layer.weight
+            rows.append({"module": name, "base": list(base.shape), "A": list(a.shape), "B": list(b.shape),
+                         "frozen": base.numel(), "trainable": a.numel() + b.numel()})
+    return rows
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes in bfloat16 natively (avx512_bf16 or AMX), where autocast pays off."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            flags = next((line for line in info if line.startswith("flags")), "")
+    except OSError:  # not Linux: assume emulated bf16, which is slower than float32
+        return False
+    return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
+
+
+def precision_settings() -> dict:
+    """Mixed-precision arguments for ``TrainingArguments`` on this machine.
+
+    bfloat16 keeps float32's range with fewer digits: the matrix products run
+    in bf16 (faster, half the memory traffic) while the weights stay float32.
+
+    * NVIDIA GPU: bf16 where supported (Ampere and newer), else float16;
+    * CPU: bf16 only with native support (``avx512_bf16`` or AMX). Measured on
+      the course's 2-core AMD EPYC (avx512_bf16), SmolLM2 with LoRA, batch 4 ×
+      256 tokens: 5.7 s per step in float32, 3.5 s with bf16 autocast.
+      Without native support bf16 is emulated and slower than float32.
+
+    ``LAB_BF16=1`` or ``0`` forces it (for measuring).
+    """
+    on_cuda = torch.cuda.is_available()
+    on_mps = not on_cuda and getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if os.environ.get(BF16_ENV) in ("0", "1"):
+        bf16 = os.environ[BF16_ENV] == "1"
+    elif on_cuda:
+        bf16 = torch.cuda.is_bf16_supported()
+    else:
+        bf16 = not on_mps and cpu_has_native_bf16()
+    return {"bf16": bf16, "fp16": on_cuda and not bf16, "use_cpu": not on_cuda and not on_mps}
+
+
+def make_training_args(output_dir: str | Path, *, batch_size: int = DEFAULT_BATCH_SIZE,
+                       learning_rate: float = DEFAULT_LEARNING_RATE, epochs: float = 1.0, max_steps: int = -1,
+                       eval_every: int = 10, log_every: int = 1, save_every: int | None = None,
+                       seed: int = 42) -> TrainingArguments:
+    """The ``TrainingArguments`` for a LoRA run: how long, how fast, how often to measure.
+
+    Args:
+        output_dir: where the Trainer writes its checkpoints.
+        batch_size: recipes per step, for training and for validation (default 4).
+        learning_rate: the peak learning rate (default 2e-4); it then falls linearly to 0.
+        epochs: passes over the training recipes (default 1.0); ignored when ``max_steps`` > 0.
+        max_steps: stop after this many steps (default -1: run the epochs).
+        eval_every: measure the validation loss every this many steps (default 10).
+        log_every: report the training loss every this many steps (default 1: a live curve).
+        save_every: write a checkpoint every this many steps (default: as often as eval_every),
+            so a crashed run can resume.
+        seed: for the shuffling and the LoRA initialisation (default 42).
+
+    Mixed precision (bf16 where it is faster) comes from ``precision_settings()``,
+    and ``report_to="none"`` keeps the Trainer from looking for online trackers.
+
+    Example:
+        >>> args = make_training_args("runs/demo", max_steps=60, eval_every=20)
+        >>> args.per_device_train_batch_size, args.learning_rate, args.eval_strategy.value, args.eval_steps
+        (4, 0.0002, 'steps', 20)
+    """
+    precision = precision_settings()
+    ### BEGIN SOLUTION
+    ### HINT: Which TrainingArguments fields hold the batch size per device, for training and for evaluation?
+    ### HINT: Validation every eval_every steps needs both an eval_strategy and eval_steps; logging has logging_steps.
+    ### PARTIAL: return TrainingArguments(output_dir=str(output_dir), per_device_train_batch_size=batch_size,
+    ### PARTIAL:     learning_rate=learning_rate, eval_strategy="steps", eval_steps=eval_every, ...)
+    return TrainingArguments(
+        output_dir=str(output_dir),
+        per_device_train_batch_size=batch_size,
+        per_device_eval_batch_size=batch_size,
+        learning_rate=learning_rate,
+        num_train_epochs=epochs,
+        max_steps=max_steps,
+        logging_steps=log_every,
+        eval_strategy="steps",
+        eval_steps=eval_every,
+        save_strategy="steps",
+        save_steps=save_every or eval_every,
+        save_total_limit=2,                        # checkpoints to resume from, not a pile of them
+        seed=seed,
+        report_to="none",
+        include_num_input_tokens_seen="non_padding",  # tokens/s counts real tokens, not padding
+        **precision,
+    )
+    ### END SOLUTION
+
+
+def train(model, tokenizer, train_dataset, eval_dataset, args: TrainingArguments, *, callbacks=(),
+          data_collator=None, resume_from_checkpoint: str | bool | None = None) -> Trainer:
+    """Train ``model`` (your LoRA model) with transformers' ``Trainer``; return the trainer.
+
+    The Trainer runs stage 4A's loop for you, ``args.max_steps`` times (or
+    ``epochs`` passes): collate a batch, forward, backward, optimizer step (AdamW),
+    zero; every ``eval_steps`` it measures the validation loss, every
+    ``logging_steps`` it reports, and every ``save_steps`` it writes a checkpoint.
+
+    Args:
+        train_dataset, eval_dataset: tokenized rows (``input_ids``, ``attention_mask``).
+        args: from ``make_training_args``.
+        callbacks: ``TrainerCallback`` objects told about every step, log and evaluation
+            (the lab's passes each logged number to the dashboard).
+        data_collator: default: the causal-LM collator of stage 4A (``mlm=False``).
+        resume_from_checkpoint: a checkpoint folder, or True for the newest in
+            ``args.output_dir``, to go on where a stopped run left off.
+
+    Returns:
+        The ``Trainer``; ``trainer.state.log_history`` holds every logged number.
+
+    Example:
+        >>> trainer = train(lora_model, tokenizer, tokenized["train"], tokenized["validation"], args)
+        >>> [round(entry["loss"], 2) for entry in trainer.state.log_history if "loss" in entry][:3]
+        [3.0, 2.95, 2.95]                # SmolLM2, 36 Wikibooks recipes, batch 4, lr 2e-4
+    """
+    data_collator = data_collator or DataCollatorForLanguageModeling(tokenizer=tokenizer, mlm=False)
+    ### BEGIN SOLUTION
+    ### HINT: Trainer takes the model, the args, both datasets, the data_collator, and the callbacks (as a list).
+    ### HINT: Give it the tokenizer as processing_class, so checkpoints can be reloaded with it.
+    trainer = Trainer(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset,
+                      data_collator=data_collator, processing_class=tokenizer, callbacks=list(callbacks))
+    ### END SOLUTION
+    trainer.train(resume_from_checkpoint=resume_from_checkpoint)
+    return trainer
+
+
+def save_adapter(model, path: str | Path) -> dict:
+    """Save only the LoRA adapter (the A and B matrices and the config), not the base model.
+
+    A ``PeftModel``'s ``save_pretrained`` writes ``adapter_config.json`` and
+    ``adapter_model.safetensors``: for SmolLM2 with r=8 on q/v, about 1.9 MB
+    instead of the 540 MB of the whole model. To use it, load the same base
+    model and put the adapter on top (stage 5).
+
+    One catch: stage 3 grew the vocabulary by one token ([END]). Seeing that, peft
+    would save the whole embedding table and output layer too, to be safe:
+    228 MB. ``save_embedding_layers=False`` says no. (The lab's training run
+    trains the [END] row with the adapter, 576 numbers, so it is saved anyway.)
+
+    Returns (show your work): ``{"path": str, "files": {name: bytes}, "bytes": total}``.
+
+    Example:
+        >>> save_adapter(lora_model, "runs/demo/adapter")["files"]
+        {'README.md': 5242, 'adapter_config.json': 1162, 'adapter_model.safetensors': 1861216}
+    """
+    path = Path(path)
+    ### BEGIN SOLUTION
+    ### HINT: Which method of the PeftModel writes a model folder? What does peft put in it?
+    ### HINT: Would merging the adapter into the base first still give a small file?
+    ### HINT: The docstring's catch: which argument keeps the embedding table out?
+    model.save_pretrained(path, save_embedding_layers=False)
+    ### END SOLUTION
+    files = {file.name: file.stat().st_size for file in sorted(path.iterdir()) if file.is_file()}
+    return {"path": str(path), "files": files, "bytes": sum(files.values())}

@@ -1,0 +1,175 @@
+"""The training engine end to end: metrics in the store, the adapter saved, cancel, resume.
+
+Every run here trains a *tiny* Llama (2 layers, 64 wide, the real 49,152-token
+tokenizer; ``lessons/engine/tiny.py``) on 8 real recipes of at most 96 tokens for a
+few steps, with the reference solutions of stages 2 to 4B. Tiny because what
+is tested is the plumbing (callbacks, store, checkpoints, adapter files), which
+works the same at any size; a real SmolLM2 step takes seconds, a tiny one
+milliseconds, so the whole file runs in well under a minute on a 2-core CPU.
+"""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from lessons.engine.modules import load_stage_module
+from lessons.engine.paths import DATA_DIR
+from lessons.engine.store import Store
+from lessons.engine.tiny import real_tokenizer, tiny_llama
+from lessons.engine.training import ADAPTER, CHECKPOINTS, TrainSettings, last_checkpoint, run_training
+
+STAGES = ("stage2", "stage3", "stage4a", "stage4b")
+N_RECIPES = 8        # 6 train + 2 validation: three batches of 2 make one epoch
+MAX_LENGTH = 96      # short rows: fast steps; four of the eight recipes are shorter, so there is padding
+TRAIN_ROWS, VALIDATION_ROWS = (8, 0, 21, 1, 29, 2), (34, 3)  # lines of the fixture file
+
+
+@pytest.fixture(scope="module")
+def modules():
+    return {key: load_stage_module(key, reference=True) for key in STAGES}
+
+
+@pytest.fixture
+def store(tmp_path):
+    with Store(tmp_path / "lab.sqlite", learner="tests") as opened:
+        yield opened
+
+
+def fixture_splits():
+    """Eight formatted fixture recipes, split 6 / 2 (no stage 2 involved)."""
+    from datasets import Dataset, DatasetDict
+
+    lines = (DATA_DIR / "fixtures" / "formatted_recipes.jsonl").read_text().splitlines()
+    rows = [json.loads(line) for line in lines]
+    return DatasetDict({"train": Dataset.from_list([rows[i] for i in TRAIN_ROWS]),
+                        "validation": Dataset.from_list([rows[i] for i in VALIDATION_ROWS])})
+
+
+def tiny_settings(**overrides) -> TrainSettings:
+    values = dict(n_recipes=N_RECIPES, test_size=0.25, max_length=MAX_LENGTH, rank=4, alpha=8, batch_size=2,
+                  learning_rate=5e-3, max_steps=6, eval_every=2, seed=0)
+    return TrainSettings(**{**values, **overrides})
+
+
+def tiny_model_and_tokenizer():
+    tokenizer = real_tokenizer()
+    return tiny_llama(tokenizer, seed=0), tokenizer
+
+
+def test_a_tiny_run_streams_metrics_and_saves_the_adapter(modules, store, tmp_path):
+    model, tokenizer = tiny_model_and_tokenizer()
+    run_id = store.start_run("train", {}, status="queued")
+    settings = tiny_settings(max_steps=3)  # one epoch exactly: every training token is seen once
+    summary = run_training(settings, store=store, run_id=run_id, modules=modules, output_dir=tmp_path / "run",
+                           model=model, tokenizer=tokenizer, splits=fixture_splits())
+
+    metrics = store.metrics(run_id)
+    train = [m for m in metrics if m["split"] == "train"]
+    validation = [m for m in metrics if m["split"] == "validation"]
+    assert [m["step"] for m in train] == [1, 2, 3]
+    assert all(math.isfinite(m["loss"]) and m["learning_rate"] > 0 and m["tokens_per_s"] > 0 for m in train)
+    assert train[-1]["eta_s"] == pytest.approx(0.0) and train[0]["eta_s"] > 0
+    # evaluated at step 2 (eval_every) and once more at the end, so the curve ends on a validation point
+    assert [m["step"] for m in validation] == [2, 3]
+    assert validation[-1]["perplexity"] == pytest.approx(math.exp(validation[-1]["loss"]))
+
+    # tokens per second count real tokens only: after one epoch, the sum of the training attention masks
+    stage3 = modules["stage3"]
+    texts = list(fixture_splits()["train"]["text"])
+    real_tokens = sum(map(sum, stage3.tokenize_function({"text": texts}, tokenizer, MAX_LENGTH)["attention_mask"]))
+    assert real_tokens < len(texts) * MAX_LENGTH, "the fixture should contain some padding"
+    assert summary["tokens_seen"] == real_tokens == train[-1]["tokens_seen"]
+
+    run = store.run(run_id)
+    assert run["status"] == "finished" and run["summary"]["steps"] == 3 and run["summary"]["completed"]
+    assert run["summary"]["eval_loss"] == pytest.approx(validation[-1]["loss"])
+    assert summary["target_modules"] == ["q_proj", "v_proj"]
+    assert summary["model"] is not None and "model" not in run["summary"]  # the model goes back to the caller only
+
+    adapter = tmp_path / "run" / ADAPTER
+    files = {path.name: path.stat().st_size for path in adapter.iterdir()}
+    assert {"adapter_config.json", "adapter_model.safetensors", "tokenizer.json"} <= set(files)
+    base_bytes = sum(p.numel() * 4 for p in tiny_llama(real_tokenizer()).parameters())
+    assert files["adapter_model.safetensors"] < base_bytes / 20
+    assert last_checkpoint(tmp_path / "run") is not None
+
+    # The adapter is the whole story: on a fresh base (its [END] row drawn anew by stage 3) it
+    # reproduces the trained model exactly, because the [END] row was trained and saved with it.
+    from peft import PeftModel
+
+    fresh, fresh_tokenizer = tiny_model_and_tokenizer()
+    torch.manual_seed(123)
+    stage3.configure_tokenizer(fresh_tokenizer, fresh)
+    reloaded = PeftModel.from_pretrained(fresh, str(adapter)).eval()
+    trained = summary["model"].eval()
+    batch = tokenizer(["RECIPE: Toast\nINGREDIENTS: bread\n[END]"], return_tensors="pt")
+    with torch.no_grad():
+        assert torch.allclose(reloaded(**batch).logits, trained.cpu()(**batch).logits, atol=1e-5)
+
+
+def test_cancel_keeps_the_curve_and_resume_goes_on(modules, store, tmp_path):
+    run_id = store.start_run("train", {}, status="queued")
+    output_dir = tmp_path / "run"
+    settings = tiny_settings(max_steps=6, eval_every=2)
+
+    def stop_after_step_two() -> bool:  # as the dashboard's cancel button would, mid-run
+        return any(m["step"] >= 2 for m in store.metrics(run_id))
+
+    model, tokenizer = tiny_model_and_tokenizer()
+    first = run_training(settings, store=store, run_id=run_id, modules=modules, output_dir=output_dir,
+                         should_stop=stop_after_step_two, model=model, tokenizer=tokenizer, splits=fixture_splits())
+    stopped_at = first["steps"]
+    assert 2 <= stopped_at < 6 and first["cancelled"] and not first["completed"]
+    run = store.run(run_id)
+    assert run["status"] == "cancelled" and "resume" in run["reason"]
+    kept = store.metrics(run_id)
+    assert [m["step"] for m in kept if m["split"] == "train"] == list(range(1, stopped_at + 1))
+    assert last_checkpoint(output_dir).name == f"checkpoint-{stopped_at}"  # saved on the way out
+
+    # A new process: a fresh model and tokenizer, the same settings, resume=True.
+    model, tokenizer = tiny_model_and_tokenizer()
+    second = run_training(settings, store=store, run_id=run_id, modules=modules, output_dir=output_dir,
+                          resume=True, model=model, tokenizer=tokenizer, splits=fixture_splits())
+    assert second["resumed_from_step"] == stopped_at and second["steps"] == 6 and second["completed"]
+    assert store.run(run_id)["status"] == "finished"
+    train = [m for m in store.metrics(run_id) if m["split"] == "train"]
+    assert [m["step"] for m in train] == list(range(1, 7))  # one curve: no step twice, none missing
+    assert [m["t"] for m in train[:stopped_at]] == [m["t"] for m in kept if m["split"] == "train"]  # old points kept
+    assert (output_dir / CHECKPOINTS / "checkpoint-6").exists() and (output_dir / ADAPTER).exists()
+
+    # Resuming is exact: the same numbers as a run that was never interrupted.
+    model, tokenizer = tiny_model_and_tokenizer()
+    uninterrupted = run_training(settings, store=store, run_id="uninterrupted", modules=modules,
+                                 output_dir=tmp_path / "uninterrupted", model=model, tokenizer=tokenizer,
+                                 splits=fixture_splits())
+    assert second["train_loss"] == pytest.approx(uninterrupted["train_loss"], rel=1e-5)
+    assert second["eval_loss"] == pytest.approx(uninterrupted["eval_loss"], rel=1e-5)
+
+
+def test_every_stage_runs_from_raw_recipes(modules, store, tmp_path):
+    """Stage 2 loads and prepares the data itself (a 13-recipe RecipeNLG sample, 8 used)."""
+    model, tokenizer = tiny_model_and_tokenizer()
+    run_id = "from-raw"
+    settings = tiny_settings(source=str(DATA_DIR / "recipenlg_sample.csv"), max_steps=2, eval_every=5)
+    summary = run_training(settings, store=store, run_id=run_id, modules=modules, output_dir=tmp_path / "run",
+                           model=model, tokenizer=tokenizer)
+    assert summary["n_train"] + summary["n_validation"] == N_RECIPES and summary["steps"] == 2
+    run = store.run(run_id)  # created by run_training, since no one had started it
+    assert run["kind"] == "train" and run["status"] == "finished"
+    assert run["summary"]["tokenizer"]["end_token"] == "[END]"
+
+
+def test_a_failure_marks_the_run_failed(modules, store, tmp_path):
+    from lessons.engine.todo import NotImplementedYet
+
+    pristine = {**modules, "stage4a": load_stage_module("stage4a", reference=False)}  # the untouched learner file
+    model, tokenizer = tiny_model_and_tokenizer()
+    run_id = store.start_run("train", {}, status="queued")
+    with pytest.raises(NotImplementedYet):
+        run_training(tiny_settings(), store=store, run_id=run_id, modules=pristine, output_dir=tmp_path / "run",
+                     model=model, tokenizer=tokenizer, splits=fixture_splits())
+    run = store.run(run_id)
+    assert run["status"] == "failed" and "not implemented yet" in run["reason"]
