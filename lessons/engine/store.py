@@ -182,6 +182,11 @@ class Store:
                           json.dumps(extra, default=str), time.time()))
             conn.execute("UPDATE runs SET updated=? WHERE id=?", (time.time(), run_id))
 
+    def delete_metrics_after(self, run_id: str, step: int) -> None:
+        """Forget a run's metrics after ``step``: a resumed run re-does those steps, and a curve has no doubles."""
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM metrics WHERE run_id=? AND step>?", (run_id, step))
+
     def run(self, run_id: str) -> dict | None:
         rows = self._rows("SELECT * FROM runs WHERE id=?", run_id)
         if not rows:

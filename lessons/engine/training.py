@@ -179,12 +179,6 @@ def last_checkpoint(output_dir: str | Path) -> Path | None:
     return max(found)[1] if found else None
 
 
-def _forget_metrics_after(store: Store, run_id: str, step: int) -> None:
-    """A resumed run re-does the steps after its checkpoint: drop their old numbers so the curve has no doubles."""
-    with store.transaction() as conn:
-        conn.execute("DELETE FROM metrics WHERE run_id=? AND step>?", (run_id, step))
-
-
 def _new_token_rows(model, tokenizer) -> dict[str, list[int]] | None:
     """``{"embed_tokens": [49152]}``: the embedding rows of the tokens stage 3 added, for peft to train and save.
 
@@ -313,7 +307,7 @@ def run_training(settings: TrainSettings, *, store: Store, run_id: str, modules:
         if resume:
             resumed_at = int(checkpoint.name.split("-")[-1]) if checkpoint else 0
             _print(f"resuming from {checkpoint}" if checkpoint else "no checkpoint yet: starting from the beginning")
-            _forget_metrics_after(store, run_id, resumed_at)
+            store.delete_metrics_after(run_id, resumed_at)
         callback = MetricsCallback(store, run_id, should_stop, summary=summary)
         if should_stop():
             callback.cancelled = True
