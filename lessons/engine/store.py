@@ -216,16 +216,20 @@ class Store:
                          " VALUES (?,?,?,?,?,?,?,?)",
                          (self.learner, stage, label, model, prompt, text, json.dumps(settings or {}), time.time()))
 
-    def generations(self, stage: str | None = None, label: str | None = None) -> list[dict]:
-        sql, params = "SELECT * FROM generations WHERE learner=?", [self.learner]
-        for column, value in (("stage", stage), ("label", label)):
+    def _select(self, table: str, json_column: str, **filters: str | None) -> list[dict]:
+        """This learner's rows of ``table``, oldest first, narrowed by the filters that are not None."""
+        sql, params = f"SELECT * FROM {table} WHERE learner=?", [self.learner]
+        for column, value in filters.items():
             if value is not None:
                 sql += f" AND {column}=?"
                 params.append(value)
         rows = self._rows(sql + " ORDER BY id", *params)
         for row in rows:
-            row["settings"] = _loads(row["settings"])
+            row[json_column] = _loads(row[json_column])
         return rows
+
+    def generations(self, stage: str | None = None, label: str | None = None) -> list[dict]:
+        return self._select("generations", "settings", stage=stage, label=label)
 
     def save_evaluation(self, stage: str, name: str, value: float | None, *, run_id: str | None = None,
                         details: dict | None = None) -> None:
@@ -236,15 +240,7 @@ class Store:
                           time.time()))
 
     def evaluations(self, stage: str | None = None, name: str | None = None) -> list[dict]:
-        sql, params = "SELECT * FROM evaluations WHERE learner=?", [self.learner]
-        for column, value in (("stage", stage), ("name", name)):
-            if value is not None:
-                sql += f" AND {column}=?"
-                params.append(value)
-        rows = self._rows(sql + " ORDER BY id", *params)
-        for row in rows:
-            row["details"] = _loads(row["details"])
-        return rows
+        return self._select("evaluations", "details", stage=stage, name=name)
 
     def save_answer(self, stage: str, question: str, answer: str) -> None:
         with self.transaction() as conn:
