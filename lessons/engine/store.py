@@ -35,6 +35,7 @@ CREATE TABLE IF NOT EXISTS check_results (
     title TEXT NOT NULL DEFAULT '',    -- the check's docstring, in words
     outcome TEXT NOT NULL,             -- passed | failed | error | skipped | todo
     message TEXT NOT NULL DEFAULT '');
+CREATE INDEX IF NOT EXISTS check_results_by_run ON check_results(run_id);
 CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY, learner TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL DEFAULT '',
     config TEXT NOT NULL DEFAULT '{}',
