@@ -21,7 +21,7 @@ if str(PROJECT_ROOT) not in sys.path:
 
 import streamlit as st  # noqa: E402
 
-from dashboard.ui import DEMO_KEY, demo_requested, open_store  # noqa: E402
+from dashboard.ui import DEMO_KEY, demo_requested, open_store, report_download_button  # noqa: E402
 from lessons.engine.progress import PASSED, all_progress  # noqa: E402
 
 st.set_page_config(page_title="LoRA Kitchen", page_icon="🍳", layout="wide")
@@ -41,6 +41,7 @@ with st.sidebar:
     st.toggle("Demo mode (reference solutions)", value=bool(st.session_state[DEMO_KEY]), key="_demo_toggle",
               on_change=_copy_toggle,
               help="For instructors: opens every page and draws the results with the reference solutions.")
+    report_download_button("sidebar_report")
 
 progress = all_progress(open_store())
 demo = bool(st.session_state[DEMO_KEY])

@@ -12,19 +12,20 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 import streamlit as st
 
 from lessons.engine.errors import LabError
 from lessons.engine.modules import load_stage_module
-from lessons.engine.paths import relative_to_project
+from lessons.engine.paths import learner_id, relative_to_project
 from lessons.engine.progress import PASSED, stage_progress
 from lessons.engine.stages import Stage, file_hash, stage as find_stage
 from lessons.engine.store import Store
 
 from dashboard.logic import lesson as lesson_logic
 from dashboard.logic.friendly import FriendlyError, friendly_error
+from dashboard.logic.guard import LearnerCodeTimeout, call_with_time_limit, function_name
 from dashboard.logic.questions import questions_for
 
 DEMO_KEY = "demo"
@@ -59,12 +60,43 @@ def open_results_store() -> Store:
     return Store(learner=DEMO_LEARNER) if demo_mode() else Store()
 
 
+# -- the lab report ---------------------------------------------------------------------------
+def lab_report_html() -> str:
+    """The learner's lab report (``dashboard.logic.report``), read from their own store only.
+
+    Called by the download button when it is pressed, on a thread of its own: so it opens its own
+    store and never draws.
+    """
+    from dashboard.logic.report import build_report_html
+
+    try:
+        tokenizer = base_tokenizer()
+    except Exception:  # noqa: BLE001 - the report says the tokenization examples are missing
+        tokenizer = None
+    with Store() as store:
+        return build_report_html(store, tokenizer=tokenizer)
+
+
+def report_download_button(key: str) -> None:
+    """⬇ Export my lab report: one self-contained HTML file, built when pressed (never on every rerun)."""
+    st.download_button("⬇ Export my lab report (HTML)", data=lab_report_html,
+                       file_name=f"lora-kitchen-report-{learner_id()}.html", mime="text/html", key=key,
+                       on_click="ignore",
+                       help="Every deliverable in one file you can hand in: progress, the before outputs, data "
+                            "cleaning, tokenization, loss curves, perplexity, generations, sampling, your answers. "
+                            "Parts not done yet say so.")
+
+
 # -- errors, told kindly ---------------------------------------------------------------------
 def show_error(problem: FriendlyError) -> None:
     st.error(problem.message, icon="🛑")
     if problem.details:
         with st.expander("The full traceback (for the curious)"):
             st.code(problem.details, language="text")
+
+
+class LearnerCodeStopped(Exception):
+    """Raised by ``run_learner_code`` after it drew the error box: the ``friendly`` block around it ends quietly."""
 
 
 @contextmanager
@@ -75,8 +107,70 @@ def friendly(doing: str = "") -> Iterator[None]:
     """
     try:
         yield
+    except LearnerCodeStopped:
+        pass  # run_learner_code has shown it already
     except Exception as error:  # noqa: BLE001 - whatever learner code raises is shown, not crashed on
         show_error(friendly_error(error, doing=doing))
+
+
+# Time limits for learner calls (see dashboard.logic.guard). Generous: each is many times what a correct
+# solution takes on a laptop CPU, so only a loop that never ends (or far too much work) reaches it.
+QUICK_LIMIT_S = 60.0      # formatting, a split, tokenizing, sampling arithmetic: correct code takes seconds
+LOAD_LIMIT_S = 300.0      # loading the model, reading 3,129 recipes, generating a few recipes
+LONG_LIMIT_S = 900.0      # stage 4A's training step on the real model, stage 5's evaluation, a sampling sweep
+
+
+def time_limit_error(late: LearnerCodeTimeout, *, doing: str = "") -> FriendlyError:
+    """A time-limit overrun, in words: where the code was busy, and the honest truth that it still runs."""
+    prefix = f"While {doing}: " if doing else ""
+    if late.still_running_from_before:
+        return FriendlyError(
+            f"{prefix}your {late.function} is still running from an earlier try that went past its "
+            f"{late.timeout_s:g} s limit, so it was not started again.",
+            hint="Fix the loop that never ends, then restart the dashboard (Ctrl+C in its terminal, then start it "
+                 "again): Python cannot stop a running function from outside, only the restart ends it.")
+    return FriendlyError(
+        f"{prefix}your {late.function} did not finish within {late.timeout_s:g} s, so this part of the page "
+        "was skipped.", late.location,
+        "The line shown is where it was busy when the time ran out. Is there a loop whose condition never "
+        "turns false, or far more work than the task needs? Note: the function is still running inside the "
+        "dashboard's process — Python cannot stop it from here — and uses a CPU core until it ends; restart "
+        "the dashboard (Ctrl+C in its terminal, then start it again) to stop it now.")
+
+
+def _with_script_context(thread) -> None:
+    """Let a worker thread use this page's Streamlit context (caches, spinners), as Streamlit documents."""
+    from streamlit.runtime.scriptrunner import add_script_run_ctx, get_script_run_ctx
+
+    context = get_script_run_ctx(suppress_warning=True)
+    if context is not None:
+        add_script_run_ctx(thread, context)
+
+
+def run_learner_code(fn: Callable[..., Any], *args: Any, timeout_s: float = QUICK_LIMIT_S, doing: str = "",
+                     **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)`` for a learner function, with a time limit; what goes wrong becomes an error box.
+
+    The ONE way the results areas call learner code. The call runs in a worker thread
+    (``dashboard.logic.guard.call_with_time_limit``, whose docstring says why a thread and not a signal
+    or a process); after ``timeout_s`` seconds the page stops waiting and says where the code was busy,
+    and that it keeps running in the dashboard's process. An exception becomes the same error box as
+    ``friendly`` draws (file and line of the learner's code). Either way, after drawing it raises
+    ``LearnerCodeStopped``, which the surrounding ``with friendly(...)`` block (or the results area's
+    own) ends quietly: the rest of that block is skipped, the rest of the page still draws.
+
+    Args:
+        timeout_s: seconds to wait; default ``QUICK_LIMIT_S``.
+        doing: what the page was doing, for the message (``"tokenizing with tokenize_function"``).
+    """
+    try:
+        return call_with_time_limit(fn, *args, timeout_s=timeout_s, prepare_thread=_with_script_context, **kwargs)
+    except LearnerCodeTimeout as late:
+        show_error(time_limit_error(late, doing=doing))
+        raise LearnerCodeStopped(str(late)) from late
+    except Exception as error:  # noqa: BLE001 - whatever learner code raises is shown, not crashed on
+        show_error(friendly_error(error, doing=doing or f"running {function_name(fn)}"))
+        raise LearnerCodeStopped(str(error)) from error
 
 
 def stage_module(key: str) -> ModuleType | None:
@@ -101,7 +195,8 @@ def module_fingerprint(module: ModuleType) -> str:
 # -- cached models ------------------------------------------------------------------------------
 @st.cache_resource(show_spinner="Loading the model with your load_model_and_tokenizer …", max_entries=2)
 def _model_from_module(fingerprint: str, name: str | None, _module: ModuleType):
-    return _module.load_model_and_tokenizer(name)
+    return run_learner_code(_module.load_model_and_tokenizer, name, timeout_s=LOAD_LIMIT_S,
+                            doing="loading the model with load_model_and_tokenizer")
 
 
 def model_from_module(module: ModuleType, name: str | None = None):
@@ -143,9 +238,13 @@ def earlier_module(key: str) -> ModuleType:
 @st.cache_data(show_spinner="Formatting the recipes with stage 2 …", max_entries=2)
 def formatted_recipes(fingerprint: str, _stage2: ModuleType, source: str = "wikibooks") -> list[dict]:
     """Every valid recipe of ``source``, formatted by stage 2's ``format_recipe``: ``{"title", "text"}`` rows."""
-    raw = _stage2.load_recipes(source)
-    return [{"title": str(recipe.get("title", "")), "text": _stage2.format_recipe(recipe)["text"]}
-            for recipe in raw if _stage2.is_valid_recipe(recipe)]
+    def format_all() -> list[dict]:
+        raw = _stage2.load_recipes(source)
+        return [{"title": str(recipe.get("title", "")), "text": _stage2.format_recipe(recipe)["text"]}
+                for recipe in raw if _stage2.is_valid_recipe(recipe)]
+
+    # Time-limited like run_learner_code, but not drawn: recipe_texts falls back on the fixture instead.
+    return call_with_time_limit(format_all, timeout_s=LOAD_LIMIT_S, prepare_thread=_with_script_context)
 
 
 def recipe_texts(source: str = "wikibooks") -> list[dict]:

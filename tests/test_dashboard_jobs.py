@@ -186,3 +186,50 @@ def test_a_real_job_trains_the_real_model_with_the_reference_code(tmp_path, monk
         train = [m for m in store.metrics(run_id) if m["split"] == "train"]
         assert train and all(m["loss"] > 0 for m in train) and train[-1]["tokens_per_s"]
         assert "model" not in status["summary"], "the trained model object never goes into the store"
+
+
+def test_the_4b_pages_job_trains_for_real_streams_metrics_and_cancels_keeping_the_curve(tmp_path, monkeypatch):
+    """start_job (what the 4B page calls) with the REAL run_training: live metrics, then a cancel that keeps them.
+
+    The model is tiny on purpose: a 2-layer Llama with the real tokenizer (``lessons.engine.tiny``), saved with
+    ``save_pretrained`` and passed as ``TrainSettings.model`` (a folder is a valid model name). It goes through
+    the same code as SmolLM2 (the real tokenizer, [END] added by stage 3, LoRA on the same attention layer
+    names, the Trainer, checkpoints, the store) at a few steps a second, where the 135M model would need a
+    minute to load and seconds per step on this shared 2-core CPU.
+    """
+    from lessons.engine.paths import lab_home
+    from lessons.engine.tiny import real_tokenizer, tiny_llama
+    from lessons.engine.training import TrainSettings as RealSettings
+
+    tokenizer = real_tokenizer()
+    model_dir = tmp_path / "tiny-llama"
+    tiny_llama(tokenizer).save_pretrained(model_dir)
+    tokenizer.save_pretrained(model_dir)
+    (tmp_path / "models").symlink_to((lab_home() / "models").resolve(), target_is_directory=True)
+    monkeypatch.setenv("LAB_HOME", str(tmp_path))
+    monkeypatch.delenv(jobs.TRAINER_ENV, raising=False)  # the real lessons.engine.training, not the fake
+    # Far more steps than the test waits for: it must still be running when the cancel comes.
+    settings = RealSettings(model=str(model_dir), n_recipes=40, max_length=64, batch_size=2, max_steps=400,
+                            eval_every=5)
+    with Store(tmp_path / "lab.sqlite", learner="ada") as store:
+        run_id = jobs.start_job(settings, reference=True, store=store, name="tiny, cancelled")
+        try:
+            wait_for(lambda: jobs.job_status(run_id, store=store)["status"] == "running", timeout=60, every=0.2)
+            live = wait_for(lambda: [m for m in store.metrics(run_id) if m["split"] == "train"][:3]
+                            if len([m for m in store.metrics(run_id) if m["split"] == "train"]) >= 3 else None,
+                            timeout=90, every=0.2)
+            assert jobs.job_status(run_id, store=store)["status"] == "running", "metrics arrive while it runs"
+            assert all(m["loss"] > 0 for m in live) and [m["step"] for m in live] == sorted(m["step"] for m in live)
+
+            jobs.cancel_job(run_id, store=store)
+            status = wait_for(lambda: (s := jobs.job_status(run_id, store=store))["status"] not in jobs.ACTIVE and s,
+                              timeout=60, every=0.2)
+        finally:
+            run = store.run(run_id)
+            if run["status"] in jobs.ACTIVE and jobs.pid_alive(run["pid"]):
+                os.kill(run["pid"], signal.SIGKILL)
+        assert status["status"] == "cancelled", f"{status['reason']}\n{jobs.log_tail(run_id, 40)}"
+        assert "cancelled at step" in status["reason"]
+        curve = [m for m in store.metrics(run_id) if m["split"] == "train"]
+        assert len(curve) >= 3 and curve[:3] == live, "the partial curve is kept"
+        assert status["step"] < settings.max_steps

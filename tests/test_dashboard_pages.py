@@ -399,3 +399,52 @@ def test_stage6_shows_temperature_and_top_p_on_the_real_model(learner, monkeypat
     assert any("of the 12 most probable tokens can still be drawn" in c for c in texts(at.caption).splitlines())
     at.slider(key="stage6_temperature").set_value(0.0).run()
     assert "base: 1 of the 12 most probable tokens can still be drawn." in texts(at.caption), "greedy keeps one"
+
+
+def test_learner_code_that_hangs_is_stopped_after_its_time_limit(learner, monkeypatch):
+    """A load_model_and_tokenizer that never returns: the page says so within the limit, and does not pile up."""
+    import threading
+    import types
+
+    from dashboard import ui
+    from lessons.engine.modules import load_stage_module
+
+    release = threading.Event()  # set at the end, so the "endless" call ends and its thread goes
+
+    def load_model_and_tokenizer(name=None):
+        release.wait()  # stands in for `while True: ...`
+        raise RuntimeError("released")
+
+    reference = load_stage_module("stage1", reference=True)
+    hanging = types.ModuleType("stage1_that_hangs")  # a name of its own: no cached model from another test
+    hanging.__dict__.update({**reference.__dict__, "__name__": "stage1_that_hangs"})
+    hanging.load_model_and_tokenizer = load_model_and_tokenizer
+    monkeypatch.setattr(ui, "load_stage_module", lambda key, reference=False: hanging)
+    monkeypatch.setattr(ui, "LOAD_LIMIT_S", 1.0)
+    try:
+        started = time.monotonic()
+        at = open_page("stage1", demo=True)
+        elapsed = time.monotonic() - started
+        errors = texts(at.error)
+        assert "load_model_and_tokenizer did not finish within 1 s" in errors, errors
+        assert "still running inside the dashboard's process" in errors and "restart the dashboard" in errors
+        assert "test_dashboard_pages.py:" in errors, "it names the file and line of the function"
+        assert elapsed < 30, f"the page waited {elapsed:.0f} s"
+
+        at.run()  # a rerun does not start a second endless call
+        assert "is still running from an earlier try" in texts(at.error)
+    finally:
+        release.set()
+
+
+def test_home_and_the_sidebar_offer_the_lab_report_and_it_is_the_learners(learner):
+    from dashboard import ui
+
+    at = open_page()
+    buttons = [element.proto.label for element in at.get("download_button")]
+    assert buttons.count("⬇ Export my lab report (HTML)") == 2, "one on Home, one in the sidebar"
+    with Store() as store:
+        store.save_answer("stage2", "q1", "Mostly <ref> tags.")
+    page = ui.lab_report_html()  # what the button hands over when pressed
+    assert f"<strong>{learner}</strong>" in page and "Mostly &lt;ref&gt; tags." in page
+    assert "Tokenization examples</h4>" in page, "the base tokenizer is loaded for the examples"

@@ -6,7 +6,7 @@ import streamlit as st
 from dashboard.logic import lesson as lesson_logic
 from dashboard.logic import tiers
 from dashboard.logic.charts import checks_chart
-from dashboard.ui import demo_mode, open_store
+from dashboard.ui import demo_mode, open_store, report_download_button
 from lessons.engine.paths import relative_to_project
 from lessons.engine.progress import PASSED, all_progress
 
@@ -18,6 +18,7 @@ st.markdown("Fine-tune a small language model with LoRA until it writes recipes 
             "Each stage is a file you complete and a set of checks that tell you, like a teacher, what is "
             "still missing. A stage's page opens when the stage before it passes.")
 st.caption(f"Learner: **{store.learner}** · store: `{store.path}`")
+report_download_button("home_report")
 
 # -- what to do next ---------------------------------------------------------------------
 step = lesson_logic.next_step(progress)

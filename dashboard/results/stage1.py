@@ -13,7 +13,7 @@ from types import ModuleType
 import streamlit as st
 
 from dashboard.logic.charts import token_chart, token_chips_html
-from dashboard.ui import friendly, model_from_module
+from dashboard.ui import LOAD_LIMIT_S, friendly, model_from_module, run_learner_code
 from lessons.engine.store import Store
 
 DEFAULT_TEXT = "RECIPE: Banana Pancakes\nINGREDIENTS: 2 ripe bananas; 1 egg; a pinch of cinnamon"
@@ -30,19 +30,19 @@ def draw(module: ModuleType, store: Store) -> None:
 
     st.markdown("#### The model")
     with friendly("counting parameters with count_parameters"):
-        counts = module.count_parameters(model)
+        counts = run_learner_code(module.count_parameters, model, doing="counting parameters with count_parameters")
         columns = st.columns(3)
         columns[0].metric("Parameters", f"{counts['total']:,}")
         columns[1].metric("Trainable today", f"{counts['trainable']:,}")
         with friendly("picking a device with pick_device"):
-            columns[2].metric("Device", module.pick_device())
+            columns[2].metric("Device", run_learner_code(module.pick_device, doing="picking a device with pick_device"))
 
     st.markdown("#### Tokenizer explorer")
     st.caption("Type anything: the model never sees letters, only these token ids. "
                "A space is shown as ·, a new line as ↵; the same token always has the same colour.")
     text = st.text_area("Text to tokenize", value=DEFAULT_TEXT, key="stage1_text", height=90)
     with friendly("splitting your text with show_tokens"):
-        tokens = module.show_tokens(tokenizer, text)
+        tokens = run_learner_code(module.show_tokens, tokenizer, text, doing="splitting your text with show_tokens")
         words = len(text.split())
         st.markdown(f"**{len(tokens)} tokens** for {len(text)} characters and {words} words "
                     f"({len(tokens) / max(words, 1):.2f} tokens per word).")
@@ -63,7 +63,8 @@ def draw(module: ModuleType, store: Store) -> None:
             progress = st.progress(0.0, text="Generating …")
             started = time.perf_counter()
             for number, prompt in enumerate(prompts, start=1):
-                text_out = module.generate_text(model, tokenizer, prompt, **BEFORE_SETTINGS)
+                text_out = run_learner_code(module.generate_text, model, tokenizer, prompt, **BEFORE_SETTINGS,
+                                            timeout_s=LOAD_LIMIT_S, doing="generating with generate_text")
                 store.save_generation("stage1", "before", getattr(model, "name_or_path", "") or "base",
                                       prompt, text_out, settings=BEFORE_SETTINGS)
                 progress.progress(number / len(prompts), text=f"{number}/{len(prompts)} prompts")

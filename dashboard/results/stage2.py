@@ -11,23 +11,26 @@ import streamlit as st
 
 from dashboard.logic import stage_data
 from dashboard.logic.charts import bar_chart
-from dashboard.ui import friendly, module_fingerprint
+from dashboard.ui import LOAD_LIMIT_S, friendly, module_fingerprint, run_learner_code
 from lessons.engine.store import Store
 
 SOURCES = {"wikibooks": "Wikibooks, English (embedded, 3,129 recipes)",
            "wikibooks-de": "Wikibooks, German (embedded)",
            "wikibooks-da": "Wikibooks, Danish (embedded)",
            "data/recipenlg_sample.csv": "RecipeNLG layout: a small sample with its mess"}
+REPORT_SAMPLES = 3  # cleaned, formatted recipes kept for the lab report: enough to show the format, short to read
 
 
 @st.cache_data(show_spinner="Reading the recipes with your load_recipes …", max_entries=4)
 def _raw(fingerprint: str, source: str, _module: ModuleType) -> list[dict]:
-    return _module.load_recipes(source)
+    return run_learner_code(_module.load_recipes, source, timeout_s=LOAD_LIMIT_S,
+                            doing="reading the recipes with load_recipes")
 
 
 @st.cache_data(show_spinner="Measuring the mess with data_mess_report …", max_entries=4)
 def _report(fingerprint: str, source: str, _module: ModuleType) -> dict:
-    return _module.data_mess_report(_raw(fingerprint, source, _module))
+    return run_learner_code(_module.data_mess_report, _raw(fingerprint, source, _module), timeout_s=LOAD_LIMIT_S,
+                            doing="measuring the mess with data_mess_report")
 
 
 def draw(module: ModuleType, store: Store) -> None:
@@ -70,9 +73,11 @@ def draw(module: ModuleType, store: Store) -> None:
     with right:
         st.caption("format_recipe, and recipe_checks")
         with friendly("formatting with format_recipe"):
-            st.code(module.format_recipe(recipe)["text"], language="text", wrap_lines=True)
+            st.code(run_learner_code(module.format_recipe, recipe, doing="formatting with format_recipe")["text"],
+                    language="text", wrap_lines=True)
         with friendly("judging it with recipe_checks"):
-            for rule, passed in module.recipe_checks(recipe).items():
+            for rule, passed in run_learner_code(module.recipe_checks, recipe,
+                                                 doing="judging it with recipe_checks").items():
                 st.markdown(f"{'✅' if passed else '❌'} {rule}")
 
     st.markdown("#### The split")
@@ -81,7 +86,8 @@ def draw(module: ModuleType, store: Store) -> None:
                             step=10, key="stage2_n_recipes")
     test_size = right.slider("Validation share (test_size)", 0.05, 0.5, 0.1, step=0.05, key="stage2_test_size")
     with friendly("splitting with prepare_splits"):
-        splits = module.prepare_splits(raw, n_recipes=n_recipes, test_size=test_size, seed=42)
+        splits = run_learner_code(module.prepare_splits, raw, n_recipes=n_recipes, test_size=test_size, seed=42,
+                                  timeout_s=LOAD_LIMIT_S, doing="splitting with prepare_splits")
         columns = st.columns(3)
         columns[0].metric("Train", f"{len(splits['train']):,}")
         columns[1].metric("Validation", f"{len(splits['validation']):,}")
@@ -91,3 +97,7 @@ def draw(module: ModuleType, store: Store) -> None:
             st.error("Leak: these titles are in both splits: " + ", ".join(leaks[:10]))
         st.caption("The first training example:")
         st.code(splits["train"][0]["text"], language="text", wrap_lines=True)
+        samples = [{"title": str(row.get("title", "")), "text": row["text"]}
+                   for row in splits["train"].select(range(min(REPORT_SAMPLES, len(splits["train"]))))]
+        if store.result("stage2", "cleaned_samples") != samples:  # for the lab report; kept once per change
+            store.put_result("stage2", "cleaned_samples", samples)

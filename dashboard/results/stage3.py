@@ -14,7 +14,7 @@ import streamlit as st
 
 from dashboard.logic import stage_data
 from dashboard.logic.charts import histogram, token_chips_html
-from dashboard.ui import base_tokenizer, friendly, module_fingerprint, recipe_texts
+from dashboard.ui import LOAD_LIMIT_S, base_tokenizer, friendly, module_fingerprint, recipe_texts, run_learner_code
 from lessons.engine.store import Store
 
 
@@ -25,13 +25,15 @@ def _configured(fingerprint: str, _module: ModuleType):
 
     tokenizer = copy.deepcopy(base_tokenizer())
     model = tiny_llama(tokenizer)  # same vocabulary and architecture, 2 layers: resizing it costs nothing
-    report = _module.configure_tokenizer(tokenizer, model)
+    report = run_learner_code(_module.configure_tokenizer, tokenizer, model,
+                              doing="configuring the tokenizer with configure_tokenizer")
     return tokenizer, report
 
 
 @st.cache_data(show_spinner="Measuring token lengths with your token_length_stats …", max_entries=8)
 def _stats(fingerprint: str, max_length: int, texts: tuple[str, ...], _module: ModuleType, _tokenizer) -> dict:
-    return _module.token_length_stats(list(texts), _tokenizer, max_length)
+    return run_learner_code(_module.token_length_stats, list(texts), _tokenizer, max_length, timeout_s=LOAD_LIMIT_S,
+                            doing="measuring with token_length_stats")
 
 
 def draw(module: ModuleType, store: Store) -> None:
@@ -77,7 +79,8 @@ def draw(module: ModuleType, store: Store) -> None:
     shortest = min(recipes, key=lambda row: len(row["text"])) if recipes else {"text": "RECIPE: Toast\n[END]"}
     row_length = st.slider("max_length for this example", 16, 256, 96, key="stage3_example_length")
     with friendly("tokenizing with tokenize_function"):
-        out = module.tokenize_function({"text": [shortest["text"]]}, tokenizer, row_length)
+        out = run_learner_code(module.tokenize_function, {"text": [shortest["text"]]}, tokenizer, row_length,
+                               doing="tokenizing with tokenize_function")
         ids, mask = list(out["input_ids"][0]), list(out["attention_mask"][0])
         st.caption(f"{sum(mask)} real tokens, {len(mask) - sum(mask)} padding (attention mask 0, dimmed). "
                    f"Every row is exactly {len(ids)} long.")

@@ -17,7 +17,7 @@ import streamlit as st
 
 from dashboard.logic import stage_data
 from dashboard.logic.charts import bar_chart
-from dashboard.ui import base_tokenizer, friendly, recipe_texts
+from dashboard.ui import LONG_LIMIT_S, base_tokenizer, friendly, recipe_texts, run_learner_code
 from lessons.engine.store import Store
 
 BATCH_SIZE = 2    # two recipes: enough to show padding, light enough for a laptop CPU (a few seconds)
@@ -73,7 +73,8 @@ def draw(module: ModuleType, store: Store) -> None:
     if st.button(label, key="stage4a_run"):
         with st.spinner("Forward, backward, one step …"):
             with friendly("running one training step with your functions"):
-                saved = compute(module)
+                saved = run_learner_code(compute, module, timeout_s=LONG_LIMIT_S,
+                                         doing="running one training step with your functions")
                 store.put_result("stage4a", "one_step", saved)
                 store.put_result("stage4a", "gradients", saved["gradients"])
     if not saved:

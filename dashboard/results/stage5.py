@@ -16,7 +16,8 @@ from types import ModuleType
 import streamlit as st
 
 from dashboard.logic.charts import bar_chart
-from dashboard.ui import adapter_dir, earlier_module, finetuned_choices, finetuned_model, friendly
+from dashboard.ui import (LONG_LIMIT_S, adapter_dir, earlier_module, finetuned_choices, finetuned_model, friendly,
+                          run_learner_code)
 from lessons.engine.store import Store
 
 EVAL_RECIPES = 40     # held-out recipes for perplexity on this page: about a minute on a laptop CPU
@@ -94,7 +95,8 @@ def draw(module: ModuleType, store: Store) -> None:
         if st.button("Evaluate this run", key="stage5_evaluate", type="primary"):
             with st.spinner("Measuring perplexity, generating side by side …"):
                 with friendly("evaluating with your stage 5 functions"):
-                    evaluate(module, store, runs[run_id])
+                    run_learner_code(evaluate, module, store, runs[run_id], timeout_s=LONG_LIMIT_S,
+                                     doing="evaluating with your stage 5 functions")
     else:
         st.info("No finished training run with an adapter yet: train one on the 4B page, then evaluate it here.")
 

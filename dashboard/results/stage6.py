@@ -12,7 +12,8 @@ from types import ModuleType
 import streamlit as st
 
 from dashboard.logic.charts import bar_chart, probability_chart
-from dashboard.ui import base_model, finetuned_choices, finetuned_model, friendly
+from dashboard.ui import (LOAD_LIMIT_S, LONG_LIMIT_S, base_model, finetuned_choices, finetuned_model, friendly,
+                          run_learner_code)
 from lessons.engine.store import Store
 
 DEFAULT_PROMPT = "RECIPE: Banana Pancakes\nINGREDIENTS:"
@@ -41,8 +42,9 @@ def draw(module: ModuleType, store: Store) -> None:
 
         logits = torch.tensor(TOY_LOGITS)
         if temperature > 0:
-            shaped = module.apply_temperature(logits, temperature)
-            filtered = module.top_p_filter(shaped, top_p)
+            shaped = run_learner_code(module.apply_temperature, logits, temperature,
+                                      doing="reshaping the toy logits with apply_temperature")
+            filtered = run_learner_code(module.top_p_filter, shaped, top_p, doing="filtering with top_p_filter")
             probabilities = torch.softmax(filtered, dim=-1).tolist()
         else:
             probabilities = [1.0 if i == int(torch.argmax(logits)) else 0.0 for i in range(len(TOY_LOGITS))]
@@ -58,8 +60,9 @@ def draw(module: ModuleType, store: Store) -> None:
     for name, run_id in models:
         with friendly(f"asking the {name} model with next_token_distribution"):
             model, tokenizer = base_model() if run_id is None else finetuned_model(run_id)
-            distribution = module.next_token_distribution(model, tokenizer, prompt, temperature=temperature,
-                                                          top_p=top_p, k=12)
+            distribution = run_learner_code(module.next_token_distribution, model, tokenizer, prompt,
+                                            temperature=temperature, top_p=top_p, k=12,
+                                            doing=f"asking the {name} model with next_token_distribution")
             rows += distribution_rows(distribution, name.split(" ")[0])
             kept = sum(bool(row.get("kept")) for row in distribution)
             st.caption(f"{name}: {kept} of the 12 most probable tokens can still be drawn.")
@@ -74,8 +77,9 @@ def draw(module: ModuleType, store: Store) -> None:
         with friendly("generating with generate_custom_recipe"):
             with st.spinner("Generating, one token at a time …"):
                 model, tokenizer = base_model() if run_id is None else finetuned_model(run_id)
-                text = module.generate_custom_recipe(model, tokenizer, prompt, max_new_tokens=80,
-                                                     temperature=temperature, top_p=top_p, seed=0)
+                text = run_learner_code(module.generate_custom_recipe, model, tokenizer, prompt, max_new_tokens=80,
+                                        temperature=temperature, top_p=top_p, seed=0, timeout_s=LOAD_LIMIT_S,
+                                        doing="generating with generate_custom_recipe")
             store.save_generation("stage6", "custom", name, prompt, text,
                                   {"temperature": temperature, "top_p": top_p, "seed": 0})
     for generation in store.generations("stage6", "custom")[-3:][::-1]:
@@ -88,8 +92,9 @@ def draw(module: ModuleType, store: Store) -> None:
         with friendly("sweeping with sampling_sweep"):
             with st.spinner("Sweeping …"):
                 model, tokenizer = base_model() if run_id is None else finetuned_model(run_id)
-                sweep = module.sampling_sweep(model, tokenizer, prompt, temperatures=(0.0, 0.8, 1.5),
-                                              top_ps=(0.5, 0.9, 1.0), max_new_tokens=40, seed=0)
+                sweep = run_learner_code(module.sampling_sweep, model, tokenizer, prompt, temperatures=(0.0, 0.8, 1.5),
+                                         top_ps=(0.5, 0.9, 1.0), max_new_tokens=40, seed=0, timeout_s=LONG_LIMIT_S,
+                                         doing="sweeping with sampling_sweep")
             store.put_result("stage6", "sweep", sweep)
     sweep = store.result("stage6", "sweep")
     if sweep:

@@ -14,7 +14,8 @@ import streamlit as st
 
 from dashboard.logic.charts import bar_chart
 from dashboard.logic.tiers import is_own_dataset_run
-from dashboard.ui import base_model, demo_mode, finetuned_choices, finetuned_model, friendly, generate_until_end
+from dashboard.ui import (LOAD_LIMIT_S, base_model, demo_mode, finetuned_choices, finetuned_model, friendly,
+                          generate_until_end, run_learner_code)
 from lessons.engine import jobs
 from lessons.engine.paths import DATA_DIR, lab_home, relative_to_project
 from lessons.engine.store import Store
@@ -59,7 +60,8 @@ def draw(module: ModuleType, store: Store) -> None:
 
     rows: list[dict] = []
     with friendly(f"loading {path.name} with load_own_dataset"):
-        rows = module.load_own_dataset(path)
+        rows = run_learner_code(module.load_own_dataset, path, timeout_s=LOAD_LIMIT_S,
+                                doing=f"loading {path.name} with load_own_dataset")
     if not rows:
         return
     columns = list(rows[0])
@@ -69,12 +71,15 @@ def draw(module: ModuleType, store: Store) -> None:
                             value=getattr(module, "QA_TEMPLATE", "{text}\n[END]"), key="stage7_template", height=90)
     fields: list[str] = []
     with friendly("reading the template's fields with template_fields"):
-        fields = [field for field in module.template_fields(template) if field in columns] or columns
+        fields = [field for field in run_learner_code(module.template_fields, template,
+                                                      doing="reading the template's fields with template_fields")
+                  if field in columns] or columns
 
     st.markdown("#### The mess, before and after cleaning")
     clean: list[dict] = []
     with friendly("cleaning with clean_examples"):
-        clean, report = module.clean_examples(rows, text_fields=fields)
+        clean, report = run_learner_code(module.clean_examples, rows, text_fields=fields, timeout_s=LOAD_LIMIT_S,
+                                         doing="cleaning with clean_examples")
         summary = st.columns(3)
         summary[0].metric("Rows in", report.get("rows_in", len(rows)))
         summary[1].metric("Rows kept", report.get("rows_out", len(clean)))
@@ -95,16 +100,20 @@ def draw(module: ModuleType, store: Store) -> None:
 
     st.markdown("#### Formatted for training")
     with friendly("formatting with format_example and prompt_for"):
-        st.code(module.format_example(clean[0], template), language="text", wrap_lines=True)
+        st.code(run_learner_code(module.format_example, clean[0], template, doing="formatting with format_example"),
+                language="text", wrap_lines=True)
         st.caption("The prompt the model will be given for this row (the template cut before its last field):")
-        st.code(module.prompt_for(clean[0], template), language="text", wrap_lines=True)
+        st.code(run_learner_code(module.prompt_for, clean[0], template, doing="making the prompt with prompt_for"),
+                language="text", wrap_lines=True)
     with friendly("splitting with prepare_own_splits"):
-        splits = module.prepare_own_splits(clean, template)
+        splits = run_learner_code(module.prepare_own_splits, clean, template, timeout_s=LOAD_LIMIT_S,
+                                  doing="splitting with prepare_own_splits")
         columns = st.columns(2)
         columns[0].metric("Train", len(splits["train"]))
         columns[1].metric("Validation", len(splits["validation"]))
     with friendly("choosing prompts with comparison_prompts"):
-        prompts = module.comparison_prompts(clean, template)
+        prompts = run_learner_code(module.comparison_prompts, clean, template,
+                                   doing="choosing prompts with comparison_prompts")
         st.markdown("#### Prompts to compare the base, recipe and your own model on")
         st.dataframe([{"kind": p["kind"], "prompt": p["prompt"], "expected": p.get("expected", "")} for p in prompts],
                      hide_index=True)
