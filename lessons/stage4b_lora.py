@@ -45,6 +45,34 @@ batches, forward, backward, step, zero, plus a learning-rate schedule, regular
 validation loss, checkpoints, and callbacks that stream the numbers to the
 dashboard.
 
+**Why a model may never stop.** Stage 3 added ``[END]`` as a brand-new token,
+and ``resize_token_embeddings`` gave it a brand-new embedding row: random
+numbers near the average token. SmolLM2 *ties* its embeddings: the same row
+that turns ``[END]`` into a vector on the way in also scores ``[END]`` on the
+way out (``logit = hidden state · row``). A random row scores low everywhere:
+after a recipe's last line the base model ranks ``[END]`` about 22,000th of
+49,153 tokens. LoRA on q/v does not touch that row, so the model learns the
+recipe layout and then writes a second recipe instead of stopping. Training
+the row helps only slowly: at lr 2e-4 a few dozen steps move it a little, and
+measured here, 80 steps still stopped 0 times in 6. (Two more ways to lose the
+stop: cutting recipes at 256 tokens cuts off the ``[END]`` of a third of them,
+and with the pad token equal to the end-of-sequence token, a collator that
+masks padding also masks every real end-of-sequence label.) And a model that has not yet learned the layout never reaches
+the end at all: decoded greedily, a small model falls into loops ("1 cup of
+celery; 1 cup of celery; …") and [END] never comes. The lab's training engine
+therefore starts ``[END]``'s row as a *copy of the end-of-sequence token's
+row* (``<|im_end|>``, which this instruct model already predicts where an
+answer is over), trains it with the adapter at lr 1e-3 (2e-4 barely moves it),
+and keeps recipes whole (up to 768 tokens); stage 5 stops generation at
+end-of-sequence too, and the benchmark breaks greedy loops with a small
+penalty on repeating what the model itself wrote.
+
+**Speed.** Padding every recipe to 256 tokens spends about a quarter of each
+batch on filler; the lab lays a step's recipes end to end instead (*packing*,
+each recipe attending only to itself), computes in bfloat16 where the hardware
+has it, and uses PyTorch's fused attention (SDPA). ``python -m lessons bench``
+measures each piece against the original recipe; the dashboard draws it.
+
 Fill in the TODOs top to bottom, then run ``pytest checks/stage4b``.
 """
 from __future__ import annotations

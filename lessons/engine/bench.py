@@ -1,0 +1,708 @@
+"""``python -m lessons bench``: the original assignment's training recipe against LoRA Kitchen's, side by side.
+
+One invocation, one machine, identical data (the same training recipes, the
+same held-out recipes, the same number of each):
+
+* **baseline**: the original assignment as written: every recipe padded (and
+  cut) to 256 tokens, batches of 4, float32, LoRA r=8 on q/v, lr 2e-4, ``[END]``
+  added as a new special token with stage 3's resize and nothing more,
+  transformers' ``Trainer``;
+* **lab**: LoRA Kitchen's default training path, ``run_training`` with its
+  default ``TrainSettings`` (whole recipes up to 768 tokens, padding-free packed
+  batches, bf16 autocast where the hardware has it, SDPA attention, fused AdamW
+  on a GPU, ``[END]`` started from the end-of-sequence row and trained).
+
+Both are then measured the same way: held-out perplexity over whole recipes
+(no truncation, padding never counted), and the stop rate: greedy generation
+from a fixed set of recipe-title prompts, up to 320 new tokens, batched with the
+KV cache, with a repetition penalty of 1.2 on the generated tokens (plain greedy
+is reported too: a small model decoded greedily loops and never reaches the end
+of the recipe); a generation *stops* when it writes ``[END]``, and is
+*complete* when it also wrote ``DIRECTIONS:`` before it.
+
+Around that it reports what else the lab made fast: the warm model load (the
+safetensors cache), perplexity evaluation with and without padding waste,
+generation batched with the KV cache vs one prompt at a time, and a ladder of
+training-step timings that isolates each piece's gain (padding, bf16, SDPA, the
+longer maximum length). The results go to the store (``stage4b``/``bench``) for
+the dashboard's chart; the table's last line is the ratio lab / baseline.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import resource
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable
+
+from .constants import END_MARKER, PROMPT_TEMPLATE
+
+IGNORE_INDEX = -100  # the label cross-entropy skips
+
+
+@dataclass
+class BenchSettings:
+    """What the benchmark trains and measures; ``--quick`` and the command line set these."""
+
+    n_train: int = field(default=320, metadata={
+        "help": "training recipes, the same for both (320 = 80 steps of 4, the size the issue measured)"})
+    n_heldout: int = field(default=16, metadata={"help": "held-out recipes for perplexity, kept whole"})
+    n_prompts: int = field(default=6, metadata={"help": "recipe-title prompts for the stop rate (held-out titles)"})
+    max_new_tokens: int = field(default=320, metadata={"help": "new tokens at most per stop-rate generation"})
+    repetition_penalty: float = field(default=1.2, metadata={
+        "help": "greedy decoding's repetition penalty for the stop rate (1.0 = plain greedy, also reported): "
+                "a small model decoded greedily falls into loops ('1 cup of celery; 1 cup of celery; ...') "
+                "and never reaches the end of the recipe, where [END] would come"})
+    batch_size: int = field(default=4, metadata={"help": "recipes per training step, both arms"})
+    learning_rate: float = field(default=2e-4, metadata={
+        "help": "the baseline's learning rate (the assignment's); the lab uses TrainSettings' default"})
+    rank: int = field(default=8, metadata={"help": "LoRA rank on q_proj/v_proj, both arms"})
+    alpha: int = field(default=16, metadata={"help": "LoRA alpha, both arms"})
+    lab_learning_rate: float | None = field(default=None, metadata={
+        "help": "override the lab's learning rate (default: TrainSettings' default, run_training's own)"})
+    baseline_max_length: int = field(default=256, metadata={
+        "help": "the original assignment's padded (and truncated) length"})
+    ladder_steps: int = field(default=2, metadata={
+        "help": "timed training steps per rung of the speed ladder (after one warm-up step); 0 = no ladder"})
+    compare_tokens: int = field(default=48, metadata={
+        "help": "new tokens per prompt when timing batched vs one-by-one generation"})
+    seed: int = field(default=42, metadata={"help": "data split, LoRA initialisation, order"})
+    source: str = field(default="wikibooks", metadata={"help": "recipes, as stage 2's load_recipes takes them"})
+    save: bool = field(default=True, metadata={"help": "save the results in the store for the dashboard"})
+
+
+QUICK = {"n_train": 128, "n_heldout": 12}  # 32 steps per arm: ~12 min on the 2-core CPU, under the 15 allowed
+
+
+def _print(message: str = "") -> None:
+    print(message, flush=True)
+
+
+# -- measuring ------------------------------------------------------------------------------------------
+def _device():
+    import torch
+
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def reset_peak_memory() -> None:
+    """Start a fresh peak: CUDA's allocator statistics, or Linux's high-water mark of this process's RSS."""
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+        return
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")  # "5" resets VmHWM, the peak resident set size
+
+
+def current_memory_mb() -> float:
+    """Memory in use now: GPU bytes allocated, or this process's resident set size, in MB."""
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.memory_allocated() / 2**20
+    with contextlib.suppress(OSError, StopIteration, ValueError):
+        line = next(line for line in Path("/proc/self/status").read_text().splitlines() if line.startswith("VmRSS"))
+        return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def peak_memory_mb() -> float:
+    """Peak memory since ``reset_peak_memory``: GPU bytes allocated, or this process's peak RSS, in MB."""
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**20
+    with contextlib.suppress(OSError, StopIteration, ValueError):
+        line = next(line for line in Path("/proc/self/status").read_text().splitlines() if line.startswith("VmHWM"))
+        return int(line.split()[1]) / 1024  # kB
+    scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, kB on Linux (lifetime peak)
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
+
+
+def useful_tokens(batch: dict) -> int:
+    """Real tokens in a collated batch: the attention mask's ones, or every token of a padding-free batch."""
+    if "attention_mask" in batch:
+        return int(batch["attention_mask"].sum())
+    return int(batch["input_ids"].numel())
+
+
+def padding_share(rows: list[list[int]], length: int) -> float:
+    """The share of ``len(rows) × length`` slots that padding fills when rows are cut or padded to ``length``."""
+    if not rows:
+        return 0.0
+    return sum(max(0, length - min(len(row), length)) for row in rows) / (length * len(rows))
+
+
+# -- batches -----------------------------------------------------------------------------------------
+def pack(rows: list[list[int]]) -> dict:
+    """Lay token rows end to end in one row, as ``DataCollatorWithFlattening`` does: ids, restarting positions,
+    labels with each recipe's first token -100 (nothing predicts a recipe's first token from the previous one),
+    and ``use_cache=False`` (with a cache, transformers would not keep the recipes apart: ``PackingCollator``)."""
+    from .training import packing_collator
+
+    return packing_collator()([{"input_ids": list(row)} for row in rows])
+
+
+def pad(rows: list[list[int]], pad_id: int, length: int | None = None) -> dict:
+    """Rows padded on the right to ``length`` (default: the longest), labels -100 on padding."""
+    import torch
+
+    length = length or max(len(row) for row in rows)
+    ids = torch.full((len(rows), length), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), length), dtype=torch.long)
+    for i, row in enumerate(rows):
+        row = list(row)[:length]
+        ids[i, :len(row)] = torch.tensor(row, dtype=torch.long)
+        mask[i, :len(row)] = 1
+    labels = ids.masked_fill(mask == 0, IGNORE_INDEX)
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def _to(value, device):
+    return value.to(device) if hasattr(value, "to") else value
+
+
+def summed_loss(model, batch: dict) -> tuple[float, int]:
+    """Summed next-token loss over the batch's labelled tokens, and how many there were."""
+    import torch.nn.functional as F
+
+    device = next(model.parameters()).device
+    inputs = {key: _to(value, device) for key, value in batch.items() if key != "labels"}
+    labels = batch["labels"].to(device)
+    logits = model(**inputs).logits.float()
+    shifted_logits, shifted_labels = logits[:, :-1], labels[:, 1:]
+    count = int((shifted_labels != IGNORE_INDEX).sum())
+    loss = F.cross_entropy(shifted_logits.reshape(-1, shifted_logits.shape[-1]), shifted_labels.reshape(-1),
+                           ignore_index=IGNORE_INDEX, reduction="sum")
+    return float(loss), count
+
+
+def heldout_perplexity(model, rows: list[list[int]], *, pad_id: int, packed: bool, batch_size: int = 4,
+                       pad_to: int | None = None) -> dict:
+    """Perplexity over whole held-out rows: exp(total loss / total real tokens), padding never counted.
+
+    ``packed=True`` lays each batch end to end (no padding); ``packed=False`` pads every row to ``pad_to`` (the
+    usual fixed-length evaluation, compute spent on padding). Both give the same number; the time differs.
+    """
+    import torch
+
+    was_training = model.training
+    model.eval()
+    total_loss, total_tokens, computed = 0.0, 0, 0
+    started = time.perf_counter()
+    with torch.no_grad():
+        for start in range(0, len(rows), batch_size):
+            chunk = rows[start:start + batch_size]
+            batch = pack(chunk) if packed else pad(chunk, pad_id, pad_to)
+            loss, count = summed_loss(model, batch)
+            total_loss, total_tokens = total_loss + loss, total_tokens + count
+            computed += batch["input_ids"].numel()
+    model.train(was_training)
+    return {"perplexity": math.exp(total_loss / max(1, total_tokens)), "seconds": time.perf_counter() - started,
+            "tokens": total_tokens, "computed_tokens": computed}
+
+
+# -- generation -------------------------------------------------------------------------------------------
+def new_token_repetition_penalty(prompt_length: int, penalty: float):
+    """A logits processor: transformers' repetition penalty, over the *generated* tokens only.
+
+    transformers' own ``repetition_penalty`` also penalises every token of the prompt, and the prompt
+    "RECIPE: …\nINGREDIENTS:" holds the newline and the colon that the next section needs: penalised,
+    the model skips DIRECTIONS. Here only what the model wrote itself is penalised, which is what breaks
+    greedy loops ("1 cup of celery; 1 cup of celery; …").
+    """
+    import torch
+    from transformers import LogitsProcessor
+
+    class NewTokenRepetitionPenalty(LogitsProcessor):
+        def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+            generated = input_ids[:, prompt_length:]
+            if generated.shape[1] == 0 or penalty == 1.0:
+                return scores
+            seen = torch.gather(scores, 1, generated)
+            seen = torch.where(seen < 0, seen * penalty, seen / penalty)
+            return scores.scatter(1, generated, seen)
+
+    return NewTokenRepetitionPenalty()
+
+
+def generate(model, tokenizer, prompts: list[str], *, max_new_tokens: int, batched: bool = True,
+             use_cache: bool = True, repetition_penalty: float = 1.0, no_repeat_ngram_size: int = 0) -> dict:
+    """Greedy generation, stopping at ``[END]`` or the end-of-sequence token; batched with left padding or
+    one prompt at a time. Returns the new ids per prompt, whether each wrote ``[END]``, time and token counts."""
+    import torch
+
+    end_id = tokenizer.get_vocab().get(END_MARKER)
+    stop_ids = [i for i in (end_id, tokenizer.eos_token_id) if i is not None]
+    device = next(model.parameters()).device
+    was_training, side = model.training, tokenizer.padding_side
+    model.eval()
+    tokenizer.padding_side = "left"  # new tokens follow each prompt directly
+    outputs: list[list[int]] = []
+    started = time.perf_counter()
+    try:
+        groups = [prompts] if batched else [[prompt] for prompt in prompts]
+        for group in groups:
+            inputs = tokenizer(group, return_tensors="pt", padding=True).to(device)
+            from transformers import LogitsProcessorList
+
+            processors = LogitsProcessorList([new_token_repetition_penalty(inputs["input_ids"].shape[1],
+                                                                           repetition_penalty)]
+                                             if repetition_penalty != 1.0 else [])
+            with torch.no_grad():
+                generated = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False,
+                                           eos_token_id=stop_ids, pad_token_id=tokenizer.pad_token_id,
+                                           use_cache=use_cache, logits_processor=processors,
+                                           no_repeat_ngram_size=no_repeat_ngram_size)
+            for row in generated[:, inputs["input_ids"].shape[1]:].tolist():
+                kept = []
+                for token in row:          # up to and including the first stop token; the rest is padding
+                    kept.append(token)
+                    if token in stop_ids:
+                        break
+                outputs.append(kept)
+    finally:
+        tokenizer.padding_side = side
+        model.train(was_training)
+    seconds = time.perf_counter() - started
+    tokens = sum(len(row) for row in outputs)
+    stopped_end = [end_id is not None and end_id in row for row in outputs]
+    texts = [tokenizer.decode(row, skip_special_tokens=False) for row in outputs]
+    complete = [stopped and "DIRECTIONS:" in text for stopped, text in zip(stopped_end, texts)]
+    stopped_eos = [tokenizer.eos_token_id in row for row in outputs]
+    return {"ids": outputs, "stopped_at_end": stopped_end, "stopped_at_eos": stopped_eos,
+            "stop_rate": sum(stopped_end) / max(1, len(outputs)), "seconds": seconds, "tokens": tokens,
+            "tokens_per_s": tokens / seconds if seconds > 0 else None,
+            "complete_rate": sum(complete) / max(1, len(outputs)), "texts": texts}
+
+
+# -- the two arms -------------------------------------------------------------------------------------------
+def _step_timer():
+    """A Trainer callback adding up the time spent inside training steps (not evaluation or saving)."""
+    from transformers import TrainerCallback
+
+    class StepTimer(TrainerCallback):
+        seconds = 0.0
+        steps = 0
+
+        def on_step_begin(self, args, state, control, **kwargs):
+            self._started = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            self.seconds += time.perf_counter() - self._started
+            self.steps += 1
+
+    return StepTimer()
+
+
+def run_baseline(model, tokenizer, train_texts: list[str], settings: BenchSettings, output_dir: Path,
+                 stage3) -> dict:
+    """The original assignment's recipe: pad/cut to 256, float32, Trainer, LoRA r=8 on q/v, [END] just added."""
+    import torch
+    from peft import LoraConfig, TaskType, get_peft_model
+    from datasets import Dataset
+    from transformers import DataCollatorForLanguageModeling, Trainer, TrainingArguments, set_seed
+
+    started = time.perf_counter()
+    set_seed(settings.seed)
+    stage3.configure_tokenizer(tokenizer, model)
+    encoded = tokenizer(train_texts, truncation=True, padding="max_length", max_length=settings.baseline_max_length)
+    dataset = Dataset.from_dict({"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]})
+    config = LoraConfig(r=settings.rank, lora_alpha=settings.alpha, target_modules=["q_proj", "v_proj"],
+                        lora_dropout=0.05, bias="none", task_type=TaskType.CAUSAL_LM)
+    lora_model = get_peft_model(model, config)
+    on_cuda = torch.cuda.is_available()
+    args = TrainingArguments(output_dir=str(output_dir), per_device_train_batch_size=settings.batch_size,
+                             learning_rate=settings.learning_rate, num_train_epochs=1, logging_steps=10,
+                             eval_strategy="no", save_strategy="no", report_to="none", seed=settings.seed,
+                             bf16=False, fp16=False, use_cpu=not on_cuda, disable_tqdm=True)
+    timer = _step_timer()
+    trainer = Trainer(model=lora_model, args=args, train_dataset=dataset, callbacks=[timer],
+                      data_collator=DataCollatorForLanguageModeling(tokenizer=tokenizer, mlm=False))
+    reset_peak_memory()
+    before = current_memory_mb()
+    trainer.train()
+    peak = peak_memory_mb()
+    tokens = int(sum(sum(mask) for mask in encoded["attention_mask"]))
+    slots = len(encoded["input_ids"]) * settings.baseline_max_length
+    return {"model": lora_model, "useful_tokens": tokens, "computed_tokens": slots, "step_seconds": timer.seconds,
+            "steps": timer.steps, "wall_seconds": time.perf_counter() - started, "peak_mb": peak,
+            "added_mb": peak - before, "tokens_per_s": tokens / timer.seconds if timer.seconds else None,
+            "padding_share": 1 - tokens / slots, "precision": "float32", "max_length": settings.baseline_max_length,
+            "learning_rate": settings.learning_rate,
+            "cut_before_end": sum(len(ids) > settings.baseline_max_length
+                                  for ids in tokenizer(train_texts)["input_ids"])}
+
+
+def run_lab(model, tokenizer, splits, settings: BenchSettings, output_dir: Path, modules: dict) -> dict:
+    """LoRA Kitchen's default path: ``run_training`` with the default ``TrainSettings`` (sizes from the bench)."""
+    from .store import Store
+    from .training import TrainSettings, run_training
+
+    overrides = {"learning_rate": settings.lab_learning_rate} if settings.lab_learning_rate else {}
+    train_settings = TrainSettings(batch_size=settings.batch_size, rank=settings.rank, alpha=settings.alpha,
+                                   epochs=1.0, eval_every=10**6, seed=settings.seed,  # one evaluation, at the end
+                                   **overrides)
+    started = time.perf_counter()
+    with Store(output_dir / "bench.sqlite", learner="bench") as store:
+        reset_peak_memory()
+        before = current_memory_mb()
+        summary = run_training(train_settings, store=store, run_id="bench-lab", modules=modules,
+                               output_dir=output_dir, model=model, tokenizer=tokenizer, splits=splits)
+        peak = peak_memory_mb()
+    wall = time.perf_counter() - started
+    tokens = int(summary.get("tokens_seen") or 0)
+    step_seconds = tokens / summary["tokens_per_s"] if summary.get("tokens_per_s") else None
+    return {"model": summary["model"], "useful_tokens": tokens, "computed_tokens": tokens,
+            "step_seconds": step_seconds, "steps": summary.get("steps"), "wall_seconds": wall, "peak_mb": peak,
+            "added_mb": peak - before, "tokens_per_s": summary.get("tokens_per_s"), "padding_share": 0.0 if summary.get("packed") else None,
+            "precision": "bfloat16" if summary.get("bf16") else "float32", "max_length": train_settings.max_length,
+            "learning_rate": train_settings.learning_rate,
+            "packed": summary.get("packed"), "end_init": summary.get("end_init"),
+            "cut_before_end": sum(len(ids) > train_settings.max_length
+                                  for ids in tokenizer(list(splits["train"]["text"]))["input_ids"])}
+
+
+# -- the speed ladder: each piece's gain ---------------------------------------------------------------------
+def speed_ladder(model, tokenizer, train_texts: list[str], settings: BenchSettings, *,
+                 lab_max_length: int, can_bf16: bool) -> list[dict]:
+    """Useful tokens per second of a few training steps, adding one piece at a time, on the same recipes.
+
+    Rungs (LoRA r=8 on q/v, AdamW, batches of ``batch_size`` recipes):
+      1. float32, padded to 256                 (the baseline)
+      2. float32, packed (no padding), cut at 256
+      3. + bf16 autocast (where the hardware has it)
+      4. the same with eager attention instead of SDPA (SDPA's gain, read backwards)
+      5. + whole recipes (cut at ``lab_max_length``)
+      6. + the ``[END]`` row trained with the adapter (peft's ``trainable_token_indices``, which with tied
+         embeddings rebuilds the whole embedding matrix and its gradient every step): the lab's default
+    """
+    import torch
+    from peft import LoraConfig, TaskType, get_peft_model
+
+    if settings.ladder_steps <= 0:
+        return []
+    import copy
+
+    end_id = tokenizer.get_vocab().get(END_MARKER)
+    plain = copy.deepcopy(model) if end_id is not None else None  # for rung 6, before peft changes it in place
+
+    def wrap(base, with_end_row: bool):
+        config = LoraConfig(r=settings.rank, lora_alpha=settings.alpha, target_modules=["q_proj", "v_proj"],
+                            lora_dropout=0.05, bias="none", task_type=TaskType.CAUSAL_LM,
+                            trainable_token_indices={"embed_tokens": [end_id]} if with_end_row else None)
+        wrapped = get_peft_model(base, config).to(_device())
+        wrapped.train()
+        return wrapped, torch.optim.AdamW([p for p in wrapped.parameters() if p.requires_grad],
+                                          lr=settings.learning_rate)
+
+    lora_model, optimizer = wrap(model, False)
+    needed = settings.batch_size * (settings.ladder_steps + 1)
+    rows = tokenizer(train_texts[:needed])["input_ids"]
+    short = settings.baseline_max_length
+    device_type = _device().type
+    def set_attention(name: str) -> bool:
+        try:
+            lora_model.get_base_model().set_attn_implementation(name)
+            return True
+        except Exception:  # noqa: BLE001 - an architecture without the switch just skips the rung
+            return False
+
+    rungs = [("float32, padded to 256", False, False, "sdpa", short),
+             ("float32, packed, cut at 256", True, False, "sdpa", short),
+             ("bf16, packed, cut at 256", True, True, "sdpa", short),
+             ("bf16, packed, cut at 256, eager attention", True, True, "eager", short),
+             (f"bf16, packed, whole recipes (≤ {lab_max_length})", True, True, "sdpa", lab_max_length)]
+    if plain is not None:
+        rungs.append((f"bf16, packed, whole recipes, [END] row trained", True, True, "sdpa", lab_max_length))
+    results = []
+    for label, packed, bf16, attention, length in rungs:
+        if "[END] row" in label:
+            lora_model, optimizer = wrap(plain, True)
+        if bf16 and not can_bf16:
+            label += " (bf16 not native here: float32)"
+        if not set_attention(attention):
+            continue
+        seconds, tokens = 0.0, 0
+        for step in range(settings.ladder_steps + 1):
+            chunk = [row[:length] for row in rows[step * settings.batch_size:(step + 1) * settings.batch_size]]
+            batch = pack(chunk) if packed else pad(chunk, tokenizer.pad_token_id, length)
+            batch = {key: _to(value, _device()) for key, value in batch.items()}
+            started = time.perf_counter()
+            with torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16 and can_bf16):
+                loss = lora_model(**batch).loss
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            if step:  # the first step warms up (allocations, kernels)
+                seconds += time.perf_counter() - started
+                tokens += useful_tokens(batch)
+        results.append({"rung": label, "tokens_per_s": tokens / seconds if seconds else None,
+                        "seconds_per_step": seconds / settings.ladder_steps, "useful_tokens": tokens})
+    set_attention("sdpa")
+    return results
+
+
+# -- the report --------------------------------------------------------------------------------------------
+COLUMNS = (("tokens_per_s", "useful tok/s", "{:.0f}"), ("wall_seconds", "wall s", "{:.0f}"),
+           ("step_seconds", "train s", "{:.0f}"), ("added_mb", "peak +MB", "{:.0f}"),
+           ("perplexity", "held-out ppl", "{:.2f}"), ("stop_rate", "stop at [END]", "{:.0%}"))
+
+
+def format_table(arms: dict[str, dict]) -> str:
+    """The side-by-side table: one row per arm, then ``lab/baseline`` (each column's ratio) as the last line.
+
+    "peak +MB" is the peak memory while training above the memory in use just before it (RSS on a CPU,
+    allocated bytes on a GPU): both arms run in one process, so the raw peak would also count what the
+    first arm left behind."""
+    header = f"{'':14}" + "".join(f"{title:>15}" for _, title, _ in COLUMNS)
+    lines = [header]
+    for name in ("baseline", "lab"):
+        row = arms[name]
+        cells = []
+        for key, _, fmt in COLUMNS:
+            value = row.get(key)
+            cells.append(f"{fmt.format(value) if value is not None else '-':>15}")
+        lines.append(f"{name:14}" + "".join(cells))
+    ratios = []
+    for key, _, _ in COLUMNS:
+        base, lab = arms["baseline"].get(key), arms["lab"].get(key)
+        if base and lab is not None:
+            ratios.append(f"{lab / base:>14.2f}x")
+        else:
+            ratios.append(f"{('n/a' if base == 0 else '-'):>15}")  # n/a: the baseline's value is 0
+    lines.append(f"{'lab/baseline':14}" + "".join(ratios))
+    return "\n".join(lines)
+
+
+def _free(*objects) -> None:
+    import gc
+
+    del objects
+    gc.collect()
+
+
+def run_bench(settings: BenchSettings, *, load_model: Callable[[], tuple[Any, Any]], train_texts: list[str],
+              heldout_texts: list[str], prompts: list[str], modules: dict, store=None,
+              work_dir: str | Path | None = None) -> dict:
+    """Train both arms, measure them the same way, print the reports and the table; return every number.
+
+    Args:
+        load_model: returns a fresh ``(model, tokenizer)`` pair each call (each arm starts from the base).
+        train_texts, heldout_texts: formatted recipes; the same for both arms.
+        prompts: the stop-rate prompts (``PROMPT_TEMPLATE`` with held-out titles).
+        modules: stage key → module for ``run_training`` (reference solutions).
+        store: where ``put_result("stage4b", "bench", ...)`` goes; None = not saved.
+    """
+    from datasets import Dataset, DatasetDict
+    import torch
+
+    temporary = tempfile.TemporaryDirectory(prefix="lab-bench-") if work_dir is None else None
+    work = Path(work_dir or temporary.name)
+    results: dict[str, Any] = {"settings": asdict(settings), "device": _describe_device(),
+                               "threads": torch.get_num_threads()}
+    arms: dict[str, dict] = {}
+    try:
+        # -- warm load -------------------------------------------------------------------------------
+        started = time.perf_counter()
+        model, tokenizer = load_model()
+        results["load_seconds"] = time.perf_counter() - started
+        _print(f"warm model load: {results['load_seconds']:.2f} s")
+
+        # -- baseline -----------------------------------------------------------------------------------
+        _print(f"baseline: {len(train_texts)} recipes, padded to {settings.baseline_max_length}, float32, Trainer")
+        baseline = run_baseline(model, tokenizer, train_texts, settings, work / "baseline", modules["stage3"])
+        arms["baseline"] = _measure(baseline, tokenizer, heldout_texts, prompts, settings, "baseline")
+        _free(model, baseline.pop("model"))
+
+        # -- lab ---------------------------------------------------------------------------------------------
+        model, tokenizer = load_model()
+        splits = DatasetDict({"train": Dataset.from_dict({"text": list(train_texts)}),
+                              # run_training ends with one validation pass: two recipes keep it short;
+                              # the perplexity below is computed for both arms the same way
+                              "validation": Dataset.from_dict({"text": list(heldout_texts[:2])})})
+        _print(f"lab: {len(train_texts)} recipes, run_training's defaults")
+        lab = run_lab(model, tokenizer, splits, settings, work / "lab", modules)
+        lab_model = lab.pop("model")
+        arms["lab"] = _measure({**lab, "model": lab_model}, tokenizer, heldout_texts, prompts, settings, "lab")
+
+        # -- evaluation and generation, the fast way and the slow way (on the lab's model) ------------------------
+        rows = tokenizer(list(heldout_texts))["input_ids"]
+        padded_eval = heldout_perplexity(lab_model, rows, pad_id=tokenizer.pad_token_id, packed=False,
+                                         pad_to=max(768, max(len(row) for row in rows)))
+        results["eval"] = {"packed": arms["lab"]["eval"], "padded": padded_eval}
+        _print(f"held-out perplexity evaluation: packed {arms['lab']['eval']['seconds']:.1f} s "
+               f"({arms['lab']['eval']['computed_tokens']} tokens computed) vs padded to "
+               f"{padded_eval['computed_tokens'] // max(1, len(rows))} {padded_eval['seconds']:.1f} s "
+               f"({padded_eval['computed_tokens']} computed); same perplexity "
+               f"{arms['lab']['eval']['perplexity']:.3f} vs {padded_eval['perplexity']:.3f}")
+        compare = min(settings.compare_tokens, settings.max_new_tokens)
+        batched = generate(lab_model, tokenizer, prompts, max_new_tokens=compare, batched=True)
+        one_by_one = generate(lab_model, tokenizer, prompts, max_new_tokens=compare, batched=False)
+        no_cache = generate(lab_model, tokenizer, prompts[:1], max_new_tokens=compare, batched=False,
+                            use_cache=False)
+        results["generation"] = {"batched_kv": _gen_row(batched), "one_by_one_kv": _gen_row(one_by_one),
+                                 "one_no_cache": _gen_row(no_cache), "max_new_tokens": compare}
+        _print(f"generation, {len(prompts)} prompts × ≤ {compare} new tokens: batched with KV cache "
+               f"{_rate(batched)} tok/s, one by one with KV cache {_rate(one_by_one)} tok/s, "
+               f"one prompt without KV cache {_rate(no_cache)} tok/s")
+        _free(lab_model)
+
+        # -- each piece's gain ----------------------------------------------------------------------------------
+        if settings.ladder_steps > 0:
+            model, tokenizer = load_model()
+            modules["stage3"].configure_tokenizer(tokenizer, model)
+            ladder = speed_ladder(model, tokenizer, list(train_texts), settings, lab_max_length=lab["max_length"],
+                                  can_bf16=bool(modules["stage4b"].precision_settings()["bf16"]))
+            results["ladder"] = ladder
+            _free(model)
+            _print("speed ladder (useful tokens/s of training steps, one piece at a time):")
+            first = ladder[0]["tokens_per_s"] if ladder else None
+            for rung in ladder:
+                gain = f"{rung['tokens_per_s'] / first:.2f}x" if first and rung["tokens_per_s"] else "-"
+                _print(f"  {rung['rung']:<48} {rung['tokens_per_s'] or 0:8.0f} tok/s  "
+                       f"{rung['seconds_per_step']:6.2f} s/step  {gain} of rung 1")
+
+        # -- the table --------------------------------------------------------------------------------------
+        results["arms"] = {name: {key: value for key, value in arm.items() if key not in ("generations",)}
+                           for name, arm in arms.items()}
+        results["generations"] = {name: arm["generations"] for name, arm in arms.items()}
+        results["table"] = format_table(arms)
+        results["ratios"] = {key: (arms["lab"].get(key) / arms["baseline"][key]
+                                   if arms["baseline"].get(key) and arms["lab"].get(key) is not None else None)
+                             for key, _, _ in COLUMNS}
+        _print(f"stop at [END] / at end-of-sequence: baseline {arms['baseline']['stop_rate']:.0%} / "
+               f"{arms['baseline']['eos_rate']:.0%}, lab {arms['lab']['stop_rate']:.0%} / "
+               f"{arms['lab']['eos_rate']:.0%} ({len(prompts)} prompts, greedy with repetition penalty "
+               f"{settings.repetition_penalty:g}, ≤ {settings.max_new_tokens} tokens); plain greedy: baseline "
+               f"{arms['baseline']['greedy_stop_rate']:.0%}, lab {arms['lab']['greedy_stop_rate']:.0%}")
+        _print(f"padding share of the training batches: baseline {arms['baseline']['padding_share']:.1%}, "
+               f"lab {arms['lab']['padding_share'] or 0:.1%}; recipes cut before their [END]: baseline "
+               f"{arms['baseline']['cut_before_end']}, lab {arms['lab']['cut_before_end']} of {len(train_texts)}")
+        _print(f"device: {results['device']}, {results['threads']} threads; precision baseline "
+               f"{arms['baseline']['precision']}, lab {arms['lab']['precision']}; learning rate baseline "
+               f"{arms['baseline']['learning_rate']:g}, lab {arms['lab']['learning_rate']:g}; memory added by "
+               f"training: baseline {arms['baseline']['added_mb']:.0f} MB, lab {arms['lab']['added_mb']:.0f} MB")
+        _print()
+        _print(results["table"])
+        if store is not None:
+            store.put_result("stage4b", "bench", json.loads(json.dumps(results, default=str)))
+    finally:
+        if temporary is not None:
+            temporary.cleanup()
+    return results
+
+
+def _rate(result: dict) -> str:
+    return f"{result['tokens_per_s']:.1f}" if result.get("tokens_per_s") else "-"
+
+
+def _gen_row(result: dict) -> dict:
+    return {key: result[key] for key in ("seconds", "tokens", "tokens_per_s", "stop_rate")}
+
+
+def _measure(arm: dict, tokenizer, heldout_texts, prompts, settings: BenchSettings, name: str) -> dict:
+    """Held-out perplexity (packed, whole recipes) and the stop rate, the same for both arms."""
+    model = arm.pop("model")
+    rows = tokenizer(list(heldout_texts))["input_ids"]
+    evaluation = heldout_perplexity(model, rows, pad_id=tokenizer.pad_token_id, packed=True)
+    generations = generate(model, tokenizer, prompts, max_new_tokens=settings.max_new_tokens, batched=True,
+                           repetition_penalty=settings.repetition_penalty)
+    plain = generations if settings.repetition_penalty == 1.0 else \
+        generate(model, tokenizer, prompts, max_new_tokens=settings.max_new_tokens, batched=True)
+    _print(f"{name}: held-out perplexity {evaluation['perplexity']:.2f}; stopped at [END] in "
+           f"{sum(generations['stopped_at_end'])} of {len(prompts)} (greedy, repetition penalty "
+           f"{settings.repetition_penalty:g}; {generations['complete_rate']:.0%} with DIRECTIONS before it), "
+           f"{sum(plain['stopped_at_end'])} of {len(prompts)} plain greedy")
+    arm.update(perplexity=evaluation["perplexity"], eval=evaluation, stop_rate=generations["stop_rate"],
+               greedy_stop_rate=plain["stop_rate"], complete_rate=generations["complete_rate"],
+               eos_rate=sum(generations["stopped_at_eos"]) / max(1, len(prompts)),
+               generation_seconds=generations["seconds"],
+               generations=[{"prompt": prompt, "text": text, "stopped": stopped}
+                            for prompt, text, stopped in zip(prompts, generations["texts"],
+                                                             generations["stopped_at_end"])])
+    arm["model"] = model
+    return arm
+
+
+def _describe_device() -> str:
+    import platform
+
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    name = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError, StopIteration):
+        name = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                    if line.startswith("model name"))
+    return f"CPU {name} ({os.cpu_count()} cores)"
+
+
+# -- the command ---------------------------------------------------------------------------------------------
+def bench_data(settings: BenchSettings, stage2) -> tuple[list[str], list[str], list[str]]:
+    """Training texts, held-out texts and stop-rate prompts: stage 2's split of all valid recipes, sliced."""
+    splits = stage2.prepare_splits(stage2.load_recipes(settings.source), None, 0.1, settings.seed)
+    train, validation = splits["train"], splits["validation"]
+    needed = settings.n_heldout + settings.n_prompts
+    if len(train) < settings.n_train or len(validation) < needed:
+        raise ValueError(f"{settings.source!r} has {len(train)} training and {len(validation)} validation recipes; "
+                         f"the bench needs {settings.n_train} and {needed}")
+    train_texts = list(train.select(range(settings.n_train))["text"])
+    heldout = validation.select(range(settings.n_heldout))
+    prompt_titles = validation.select(range(settings.n_heldout, needed))["title"]
+    prompts = [PROMPT_TEMPLATE.format(title=title) for title in prompt_titles]
+    return train_texts, list(heldout["text"]), prompts
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m lessons bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true",
+                        help=f"a smaller run (under 15 min on a 2-core CPU): {QUICK}")
+    for item in fields(BenchSettings):
+        option = "--" + item.name.replace("_", "-")
+        if item.type in ("bool", bool):
+            parser.add_argument(option, action=argparse.BooleanOptionalAction, default=None,
+                                help=item.metadata.get("help"))
+        else:
+            kind = {"int": int, "float": float, "float | None": float, "str": str}.get(str(item.type), str)
+            parser.add_argument(option, type=kind, default=None, help=item.metadata.get("help"))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    values = dict(QUICK) if args.quick else {}
+    values.update({item.name: getattr(args, item.name) for item in fields(BenchSettings)
+                   if getattr(args, item.name) is not None})
+    settings = BenchSettings(**values)
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from .assets import ensure_model_cache, resolve_model_source
+    from .modules import load_stage_module
+    from .store import Store
+
+    ensure_model_cache(log=lambda *_: None)  # the safetensors cache: the warm loads below are timed
+    source = resolve_model_source(None)
+    modules = {key: load_stage_module(key, reference=True) for key in ("stage2", "stage3", "stage4a", "stage4b")}
+    train_texts, heldout_texts, prompts = bench_data(settings, modules["stage2"])
+    _print(f"bench: {settings}")
+
+    def load_model():
+        return AutoModelForCausalLM.from_pretrained(source), AutoTokenizer.from_pretrained(source)
+
+    with Store() if settings.save else contextlib.nullcontext() as store:
+        run_bench(settings, load_model=load_model, train_texts=train_texts, heldout_texts=heldout_texts,
+                  prompts=prompts, modules=modules, store=store)
+    return 0

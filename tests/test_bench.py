@@ -1,0 +1,207 @@
+"""The benchmark's machinery (``lessons/engine/bench.py``) and the padding-free path it measures.
+
+Everything here runs a *tiny* Llama or GPT-2 (2 layers, 64 wide, the real
+49,152-token tokenizer; ``lessons/engine/tiny.py``) on real fixture recipes.
+Tiny because what is tested is bookkeeping and correctness (the table's shape,
+which tokens count as useful, that packed recipes cannot see each other), which
+does not depend on the model's size; the real SmolLM2 takes minutes per arm on
+this CPU, the tiny one a second. No assertion is about time: timings on a shared
+2-core machine prove nothing; the numbers belong in ``python -m lessons bench``.
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from lessons.engine import bench
+from lessons.engine.constants import END_MARKER, PROMPT_TEMPLATE
+from lessons.engine.modules import load_stage_module
+from lessons.engine.paths import DATA_DIR
+from lessons.engine.store import Store
+from lessons.engine.tiny import real_tokenizer, tiny_gpt2, tiny_llama
+from lessons.engine.training import init_end_from_eos, supports_packing
+
+STAGES = ("stage2", "stage3", "stage4a", "stage4b")
+
+
+def fixture_rows() -> list[dict]:
+    lines = (DATA_DIR / "fixtures" / "formatted_recipes.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines]
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return real_tokenizer()
+
+
+@pytest.fixture(scope="module")
+def recipe_rows(tokenizer):
+    """Three real recipes of different lengths, cut to 80, 57 and 33 tokens (short: a fast tiny forward)."""
+    texts = [row["text"] for row in fixture_rows()[:3]]
+    rows = [ids[:limit] for ids, limit in zip(tokenizer(texts)["input_ids"], (80, 57, 33))]
+    assert len({len(row) for row in rows}) > 1, "the test needs recipes of different lengths"
+    return rows
+
+
+@pytest.mark.parametrize("make_model", [tiny_llama, tiny_gpt2], ids=["llama", "gpt2"])
+def test_packed_loss_equals_each_recipe_alone(make_model, tokenizer, recipe_rows):
+    """Packed recipes attend only to themselves: the packed loss is the sum of each recipe's loss alone."""
+    torch.manual_seed(0)
+    model = make_model(tokenizer).eval()
+    assert supports_packing(model)
+    with torch.no_grad():
+        packed_loss, packed_count = bench.summed_loss(model, bench.pack(recipe_rows))
+        alone = [bench.summed_loss(model, bench.pad([row], tokenizer.pad_token_id)) for row in recipe_rows]
+        padded_loss, padded_count = bench.summed_loss(model, bench.pad(recipe_rows, tokenizer.pad_token_id, 96))
+    assert packed_count == sum(count for _, count in alone) == sum(len(row) - 1 for row in recipe_rows)
+    assert packed_loss == pytest.approx(sum(loss for loss, _ in alone), rel=1e-4)
+    assert (padded_loss, padded_count) == (pytest.approx(packed_loss, rel=1e-4), packed_count)
+    # and the model's own mean loss on the packed batch is that sum over the labelled tokens
+    with torch.no_grad():
+        mean = model(**bench.pack(recipe_rows)).loss.item()
+    assert mean == pytest.approx(packed_loss / packed_count, rel=1e-4)
+
+
+def test_packing_without_boundaries_would_differ(tokenizer, recipe_rows):
+    """The check above can fail: the same tokens as one long recipe (positions not restarting) give another loss."""
+    torch.manual_seed(0)
+    model = tiny_llama(tokenizer).eval()
+    batch = bench.pack(recipe_rows)
+    batch["position_ids"] = torch.arange(batch["input_ids"].shape[1]).unsqueeze(0)
+    with torch.no_grad():
+        joined, _ = bench.summed_loss(model, batch)
+        packed, _ = bench.summed_loss(model, bench.pack(recipe_rows))
+    assert joined != pytest.approx(packed, rel=1e-4)
+
+
+def test_useful_tokens_exclude_padding(tokenizer, recipe_rows):
+    """Useful tokens are the real ones: padding is neither counted nor labelled."""
+    real = sum(len(row) for row in recipe_rows)
+    padded = bench.pad(recipe_rows, tokenizer.pad_token_id, 128)
+    assert padded["input_ids"].numel() == 3 * 128
+    assert bench.useful_tokens(padded) == real
+    assert int((padded["labels"] != bench.IGNORE_INDEX).sum()) == real
+    packed = bench.pack(recipe_rows)
+    assert bench.useful_tokens(packed) == real == packed["input_ids"].shape[1]
+    assert bench.padding_share(recipe_rows, 128) == pytest.approx(1 - real / (3 * 128))
+    assert bench.padding_share([[1] * 300], 256) == 0.0  # a cut row has no padding
+
+
+def test_end_row_starts_as_eos(tokenizer):
+    """init_end_from_eos copies the eos row into [END]'s row; tied output embeddings follow."""
+    tok = real_tokenizer()
+    model = tiny_llama(tok)
+    load_stage_module("stage3", reference=True).configure_tokenizer(tok, model)
+    end_id = tok.get_vocab()[END_MARKER]
+    weights = model.get_input_embeddings().weight
+    assert not torch.equal(weights[end_id], weights[tok.eos_token_id])
+    report = init_end_from_eos(model, tok)
+    assert report["end_id"] == end_id and report["eos_id"] == tok.eos_token_id
+    assert torch.equal(weights[end_id], weights[tok.eos_token_id])
+    assert torch.equal(model.get_output_embeddings().weight[end_id], weights[tok.eos_token_id])
+
+
+def test_table_has_both_rows_and_the_ratio_last():
+    """The table: a header, baseline, lab, then lab/baseline as the last line (n/a where the baseline is 0)."""
+    arms = {"baseline": {"tokens_per_s": 100.0, "wall_seconds": 50.0, "step_seconds": 40.0, "added_mb": 1000.0,
+                         "perplexity": 10.0, "stop_rate": 0.0},
+            "lab": {"tokens_per_s": 250.0, "wall_seconds": 25.0, "step_seconds": 20.0, "added_mb": 900.0,
+                    "perplexity": 8.0, "stop_rate": 1.0}}
+    lines = bench.format_table(arms).splitlines()
+    assert [line.split()[0] for line in lines[1:]] == ["baseline", "lab", "lab/baseline"]
+    assert lines[-1].split()[1:6] == ["2.50x", "0.50x", "0.50x", "0.90x", "0.80x"]
+    assert "n/a" in lines[-1]
+
+
+def test_bench_end_to_end_on_a_tiny_model(tmp_path, tokenizer, capsys):
+    """One tiny bench: both arms train, both are measured, the table prints last and the store has it."""
+    rows = fixture_rows()
+    train_texts = [row["text"] for row in rows[:8]]
+    heldout = [row["text"] for row in rows[8:10]]
+    prompts = [PROMPT_TEMPLATE.format(title=row["title"]) for row in rows[10:12]]
+    settings = bench.BenchSettings(n_train=8, n_heldout=2, n_prompts=2, max_new_tokens=6, batch_size=4,
+                                   learning_rate=1e-3, rank=4, alpha=8, ladder_steps=1, compare_tokens=4)
+    modules = {key: load_stage_module(key, reference=True) for key in STAGES}
+
+    def load_model():
+        tok = real_tokenizer()
+        torch.manual_seed(0)
+        return tiny_llama(tok), tok
+
+    with Store(tmp_path / "lab.sqlite", learner="tests") as store:
+        results = bench.run_bench(settings, load_model=load_model, train_texts=train_texts, heldout_texts=heldout,
+                                  prompts=prompts, modules=modules, store=store, work_dir=tmp_path / "work")
+        saved = store.result("stage4b", "bench")
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert printed[-1].startswith("lab/baseline")
+    assert printed[-3].startswith("baseline") and printed[-2].startswith("lab")
+    baseline, lab = results["arms"]["baseline"], results["arms"]["lab"]
+    real = sum(len(ids) for ids in tokenizer(train_texts)["input_ids"])  # [END] is plain text to this tokenizer
+    assert lab["useful_tokens"] >= baseline["useful_tokens"]
+    assert baseline["useful_tokens"] <= 8 * 256 and baseline["computed_tokens"] == 8 * 256
+    assert lab["padding_share"] == 0.0 and lab["packed"] is True
+    assert lab["useful_tokens"] <= real + 8  # the configured tokenizer makes [END] one token: never more tokens
+    for arm in (baseline, lab):
+        assert arm["perplexity"] > 1 and 0 <= arm["stop_rate"] <= 1 and arm["peak_mb"] > 0
+    assert [rung["rung"].split(",")[0] for rung in results["ladder"]][:3] == ["float32", "float32", "bf16"]
+    assert saved["table"] == results["table"] and set(saved["arms"]) == {"baseline", "lab"}
+    assert results["eval"]["packed"]["perplexity"] == pytest.approx(results["eval"]["padded"]["perplexity"],
+                                                                    rel=1e-3)
+    # the stage 4B page draws it: padding, tokens/s, time per epoch, stops, and the ladder
+    from dashboard.results.stage4b import bench_charts, bench_rows
+
+    rows = bench_rows(saved)
+    assert [row["arm"] for row in rows["arms"]] == ["original assignment", "LoRA Kitchen"]
+    assert rows["arms"][0]["padding_share"] > 0 == rows["arms"][1]["padding_share"]
+    charts = bench_charts(saved)
+    assert len(charts) == 5 and all(chart.to_dict()["data"] for chart in charts)
+
+
+def test_fast_trainable_tokens_give_the_same_outputs_and_gradients(tokenizer):
+    """speed_up_trainable_tokens changes how peft computes the [END] row, not what: same logits, same gradients."""
+    from peft import LoraConfig, TaskType, get_peft_model
+    from peft.tuners.trainable_tokens.layer import TrainableTokensLayer
+
+    from lessons.engine import training
+
+    tok = real_tokenizer()
+    torch.manual_seed(0)
+    model = tiny_llama(tok)
+    load_stage_module("stage3", reference=True).configure_tokenizer(tok, model)
+    end_id = tok.get_vocab()[END_MARKER]
+    config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type=TaskType.CAUSAL_LM,
+                        trainable_token_indices={"embed_tokens": [end_id]})
+    lora_model = get_peft_model(model, config)
+    assert type(lora_model.get_output_embeddings()).__name__ == "TrainableTokensWrapper"  # tied: output side too
+    with torch.no_grad():  # a trained-looking row, far from the original
+        for name, parameter in lora_model.named_parameters():
+            if "trainable_tokens_delta" in name:
+                parameter.add_(torch.randn_like(parameter))
+    ids = torch.tensor([tok(f"RECIPE: Toast\nDIRECTIONS: Toast it.\n{END_MARKER} more {END_MARKER}")["input_ids"]])
+
+    def forward_backward():
+        lora_model.zero_grad()
+        output = lora_model(input_ids=ids, labels=ids)
+        output.loss.backward()
+        return output.logits.detach(), {name: parameter.grad.clone() for name, parameter in
+                                        lora_model.named_parameters() if parameter.requires_grad}
+
+    original = TrainableTokensLayer.forward_adapters
+    saved = training._ORIGINAL_TRAINABLE_TOKENS_FORWARD
+    try:
+        if saved is not None:  # already patched in this process: measure against peft's own
+            TrainableTokensLayer.forward_adapters = saved
+            training._ORIGINAL_TRAINABLE_TOKENS_FORWARD = None
+        slow_logits, slow_grads = forward_backward()
+        assert training.speed_up_trainable_tokens()
+        assert TrainableTokensLayer.forward_adapters is not (saved or original)
+        fast_logits, fast_grads = forward_backward()
+    finally:
+        if saved is not None:
+            TrainableTokensLayer.forward_adapters, training._ORIGINAL_TRAINABLE_TOKENS_FORWARD = original, saved
+    assert torch.allclose(slow_logits, fast_logits, atol=1e-4)
+    assert any("trainable_tokens_delta" in name for name in slow_grads)
+    for name, gradient in slow_grads.items():
+        assert torch.allclose(gradient, fast_grads[name], atol=1e-5), name
