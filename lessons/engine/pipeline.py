@@ -38,10 +38,12 @@ class PipelineSettings:
     n_recipes: int = field(default=1200, metadata={"help": "recipes used (train + validation)"})
     test_size: float = field(default=0.1, metadata={"help": "share of the recipes held out for validation"})
     eval_recipes: int = field(default=100, metadata={"help": "held-out recipes for perplexity before and after"})
-    max_length: int = field(default=256, metadata={"help": "tokens per example; longer recipes are cut"})
+    max_length: int = field(default=256, metadata={
+        "help": "the assignment's tokens per example: stage 3's truncation report and the held-out perplexity use it"})
     max_steps: int = field(default=300, metadata={"help": "LoRA training steps"})
     batch_size: int = field(default=4, metadata={"help": "recipes per training step"})
-    learning_rate: float = field(default=2e-4, metadata={"help": "LoRA learning rate"})
+    learning_rate: float | None = field(default=None, metadata={
+        "help": "LoRA learning rate; empty = the lab's training default (TrainSettings)"})
     rank: int = field(default=8, metadata={"help": "LoRA rank r"})
     alpha: int = field(default=16, metadata={"help": "LoRA alpha (scaling = alpha / r)"})
     eval_every: int = field(default=50, metadata={"help": "steps between validation-loss measurements"})
@@ -103,6 +105,11 @@ def run_pipeline(settings: PipelineSettings, *, reference: bool, store: Store) -
     _banner("3", "tokenizing: padding, truncation, [END]")
     tokenizer_report = s3.configure_tokenizer(tokenizer, model)
     print(f"tokenizer: {tokenizer_report}")
+    # The lab's training starts [END]'s row from <|im_end|>'s (see training.init_end_from_eos).
+    # Doing it here, before "perplexity before", lets before and after share the same starting row.
+    from .training import init_end_from_eos
+
+    init_end_from_eos(model, tokenizer)
     all_texts = [s2.format_recipe(r)["text"] for r in valid]
     stats = s3.token_length_stats(all_texts, tokenizer, settings.max_length)
     store.put_result("stage3", "token_length_stats", {k: v for k, v in stats.items() if k != "lengths"})
@@ -141,10 +148,13 @@ def run_pipeline(settings: PipelineSettings, *, reference: bool, store: Store) -
     _banner("4B", "LoRA training")
     from .training import TrainSettings, run_training
 
+    # Training follows the lab's default path (whole recipes, packed, bf16 where it helps: see
+    # `python -m lessons bench`); only what the instructor set here is passed on.
+    overrides = {"learning_rate": settings.learning_rate} if settings.learning_rate is not None else {}
     train_settings = TrainSettings(model=settings.model, n_recipes=settings.n_recipes, test_size=settings.test_size,
-                                   max_length=settings.max_length, rank=settings.rank, alpha=settings.alpha,
-                                   learning_rate=settings.learning_rate, batch_size=settings.batch_size,
-                                   max_steps=settings.max_steps, eval_every=settings.eval_every, seed=settings.seed)
+                                   rank=settings.rank, alpha=settings.alpha, batch_size=settings.batch_size,
+                                   max_steps=settings.max_steps, eval_every=settings.eval_every, seed=settings.seed,
+                                   **overrides)
     run_id = store.start_run("train", asdict(train_settings), name="pipeline")
     output_dir = lab_home() / "runs" / run_id
     summary = run_training(train_settings, store=store, run_id=run_id, modules=stages, output_dir=output_dir,
@@ -199,8 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reference", action="store_true", help="run the reference solutions, not your files")
     parser.add_argument("--quick", action="store_true", help="small sizes: about 10 minutes on a 2-core CPU")
     for option in fields(PipelineSettings):
-        parser.add_argument("--" + option.name.replace("_", "-"), type=type(option.default) if option.default
-                            is not None else str, default=None, help=option.metadata["help"])
+        kind = float if option.name == "learning_rate" else type(option.default) if option.default is not None else str
+        parser.add_argument("--" + option.name.replace("_", "-"), type=kind, default=None, help=option.metadata["help"])
     args = parser.parse_args(argv)
     # Library deprecation notices are for library authors; the instructor reads the lesson's numbers.
     warnings.filterwarnings("ignore", category=FutureWarning)
