@@ -19,7 +19,7 @@ import streamlit as st
 
 from dashboard.logic import stage_data
 from dashboard.logic.charts import loss_chart, runs_loss_chart
-from dashboard.ui import demo_mode, friendly, module_fingerprint, open_results_store
+from dashboard.ui import demo_mode, friendly, module_fingerprint, open_results_store, run_learner_code
 from lessons.engine import jobs
 from lessons.engine.errors import LabError
 from lessons.engine.store import Store
@@ -102,7 +102,8 @@ def draw(module: ModuleType, store: Store) -> None:
     st.markdown("#### Train a LoRA adapter")
     attention, linear = [], []
     with friendly("finding the attention layers with attention_modules"):
-        attention, linear = default_targets(fingerprint, module)
+        attention, linear = run_learner_code(default_targets, fingerprint, module,
+                                             doing="finding the attention layers with attention_modules")
     left, middle, right = st.columns(3)
     rank = left.select_slider("LoRA rank r", RANKS, value=getattr(defaults, "rank", 8), key="stage4b_rank")
     alpha = left.number_input("alpha (scaling = alpha / r)", 1, 256, int(getattr(defaults, "alpha", 16)),
@@ -136,7 +137,8 @@ def draw(module: ModuleType, store: Store) -> None:
     dropout = float(getattr(defaults, "dropout", 0.05))
     if targets:
         with friendly("counting trainable parameters with make_lora_config, apply_lora and trainable_parameters"):
-            counts = lora_counts(fingerprint, int(rank), int(alpha), tuple(targets), dropout, module)
+            counts = run_learner_code(lora_counts, fingerprint, int(rank), int(alpha), tuple(targets), dropout,
+                                      module, doing="counting trainable parameters")
             st.metric("Trainable parameters with these settings", f"{counts['trainable']:,}",
                       help=stage_data.lora_share(counts["trainable"], counts["total"]))
             st.caption(f"{stage_data.lora_share(counts['trainable'], counts['total'])} of the model: "
