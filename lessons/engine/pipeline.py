@@ -47,6 +47,7 @@ class PipelineSettings:
     rank: int = field(default=8, metadata={"help": "LoRA rank r"})
     alpha: int = field(default=16, metadata={"help": "LoRA alpha (scaling = alpha / r)"})
     eval_every: int = field(default=50, metadata={"help": "steps between validation-loss measurements"})
+    curve_recipes: int = field(default=20, metadata={"help": "validation recipes for the loss curve during training"})
     new_tokens: int = field(default=160, metadata={"help": "tokens generated per side-by-side prompt"})
     seed: int = field(default=42, metadata={"help": "one seed for data split, initialisation and sampling"})
 
@@ -157,8 +158,14 @@ def run_pipeline(settings: PipelineSettings, *, reference: bool, store: Store) -
                                    **overrides)
     run_id = store.start_run("train", asdict(train_settings), name="pipeline")
     output_dir = lab_home() / "runs" / run_id
+    # The validation curve during training needs only a slice; the 100 held-out recipes are
+    # for perplexity before and after (each in-training pass over all of them cost ~100 s here).
+    from datasets import DatasetDict
+
+    curve_slice = splits["validation"].select(range(min(settings.curve_recipes, len(splits["validation"]))))
     summary = run_training(train_settings, store=store, run_id=run_id, modules=stages, output_dir=output_dir,
-                           model=model, tokenizer=tokenizer, splits=splits)
+                           model=model, tokenizer=tokenizer,
+                           splits=DatasetDict(train=splits["train"], validation=curve_slice))
     lora_model = summary.get("model")
     print(f"trained {summary.get('steps')} steps in {summary.get('seconds', 0):.0f} s; adapter: {output_dir / 'adapter'}")
 
