@@ -87,6 +87,9 @@ def test_a_tiny_run_streams_metrics_and_saves_the_adapter(modules, store, tmp_pa
     assert run["status"] == "finished" and run["summary"]["steps"] == 3 and run["summary"]["completed"]
     assert run["summary"]["eval_loss"] == pytest.approx(validation[-1]["loss"])
     assert summary["target_modules"] == ["q_proj", "v_proj"]
+    # the default path: batches grouped by length (little padding), eager attention on a CPU
+    assert summary["group_by_length"] and not summary["packed"] and summary["attention"] == "eager"
+    assert 0 <= summary["padding_share"] < 1
     assert summary["model"] is not None and "model" not in run["summary"]  # the model goes back to the caller only
 
     adapter = tmp_path / "run" / ADAPTER
@@ -173,3 +176,19 @@ def test_a_failure_marks_the_run_failed(modules, store, tmp_path):
                      model=model, tokenizer=tokenizer, splits=fixture_splits())
     run = store.run(run_id)
     assert run["status"] == "failed" and "not implemented yet" in run["reason"]
+
+
+def test_frozen_weights_kept_in_bf16_come_back_exactly():
+    """While training the frozen weights are bfloat16 and the adapter float32; afterwards every number is back."""
+    from peft import LoraConfig, get_peft_model
+
+    from lessons.engine.training import FrozenInBf16
+
+    model = get_peft_model(tiny_llama(real_tokenizer(), seed=0),
+                           LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
+    before = {name: parameter.detach().clone() for name, parameter in model.named_parameters()}
+    with FrozenInBf16(model):
+        dtypes = {(parameter.requires_grad, parameter.dtype) for parameter in model.parameters()}
+        assert dtypes == {(False, torch.bfloat16), (True, torch.float32)}
+    for name, parameter in model.named_parameters():
+        assert parameter.dtype == torch.float32 and torch.equal(parameter, before[name]), name
