@@ -141,11 +141,16 @@ def test_bench_end_to_end_on_a_tiny_model(tmp_path, tokenizer, capsys):
     real = sum(len(ids) for ids in tokenizer(train_texts)["input_ids"])  # [END] is plain text to this tokenizer
     assert lab["useful_tokens"] >= baseline["useful_tokens"]
     assert baseline["useful_tokens"] <= 8 * 256 and baseline["computed_tokens"] == 8 * 256
-    assert lab["padding_share"] == 0.0 and lab["packed"] is True
+    # grouped by length, padded to each batch's longest (with 8 recipes transformers' sampler groups hardly at all)
+    assert 0.0 <= lab["padding_share"] < 1 and lab["packed"] is False
+    assert lab["computed_tokens"] >= lab["useful_tokens"]
     assert lab["useful_tokens"] <= real + 8  # the configured tokenizer makes [END] one token: never more tokens
     for arm in (baseline, lab):
         assert arm["perplexity"] > 1 and 0 <= arm["stop_rate"] <= 1 and arm["peak_mb"] > 0
-    assert [rung["rung"].split(",")[0] for rung in results["ladder"]][:3] == ["float32", "float32", "bf16"]
+    ladder = [rung["rung"] for rung in results["ladder"]]
+    assert ladder[0].endswith("(baseline)") and ladder[1].startswith("+ batches grouped")
+    assert "the lab's default" in ladder[-3] and len(ladder) == 10
+    assert all(rung["tokens_per_s"] > 0 for rung in results["ladder"])
     assert saved["table"] == results["table"] and set(saved["arms"]) == {"baseline", "lab"}
     assert results["eval"]["packed"]["perplexity"] == pytest.approx(results["eval"]["padded"]["perplexity"],
                                                                     rel=1e-3)
@@ -154,7 +159,7 @@ def test_bench_end_to_end_on_a_tiny_model(tmp_path, tokenizer, capsys):
 
     rows = bench_rows(saved)
     assert [row["arm"] for row in rows["arms"]] == ["original assignment", "LoRA Kitchen"]
-    assert rows["arms"][0]["padding_share"] > 0 == rows["arms"][1]["padding_share"]
+    assert rows["arms"][0]["padding_share"] > 0 and rows["arms"][1]["padding_share"] >= 0
     charts = bench_charts(saved)
     assert len(charts) == 5 and all(chart.to_dict()["data"] for chart in charts)
 

@@ -8,24 +8,26 @@ same held-out recipes, the same number of each):
   added as a new special token with stage 3's resize and nothing more,
   transformers' ``Trainer``;
 * **lab**: LoRA Kitchen's default training path, ``run_training`` with its
-  default ``TrainSettings`` (whole recipes up to 768 tokens, padding-free packed
-  batches, bf16 autocast where the hardware has it, SDPA attention, fused AdamW
-  on a GPU, ``[END]`` started from the end-of-sequence row and trained).
+  default ``TrainSettings`` (whole recipes up to 768 tokens, batches grouped by
+  length and padded only to their longest, bf16 autocast where the hardware
+  has it with the frozen weights kept in bf16, no LoRA dropout, eager attention
+  on a CPU and SDPA on a GPU, fused AdamW on a GPU, lr 3e-3, ``[END]`` started
+  from the end-of-sequence row and trained).
 
 Both are then measured the same way: held-out perplexity over whole recipes
-(no truncation, padding never counted), and the stop rate: greedy generation
-from a fixed set of recipe-title prompts, up to 320 new tokens, batched with the
-KV cache, with a repetition penalty of 1.2 on the generated tokens (plain greedy
-is reported too: a small model decoded greedily loops and never reaches the end
-of the recipe); a generation *stops* when it writes ``[END]``, and is
-*complete* when it also wrote ``DIRECTIONS:`` before it.
+(no truncation, padding never counted), and the stop rate: generations from a
+fixed set of held-out recipe titles, sampled as the lab's side-by-side
+comparison samples (temperature 0.7, top-p 0.95, seeded; two per prompt), up to
+320 new tokens, batched with the KV cache; a generation *stops* when it writes
+``[END]``, and is *complete* when it also wrote ``DIRECTIONS:`` before it.
+Greedy decoding is reported too (a small model decoded greedily loops).
 
 Around that it reports what else the lab made fast: the warm model load (the
 safetensors cache), perplexity evaluation with and without padding waste,
 generation batched with the KV cache vs one prompt at a time, and a ladder of
-training-step timings that isolates each piece's gain (padding, bf16, SDPA, the
-longer maximum length). The results go to the store (``stage4b``/``bench``) for
-the dashboard's chart; the table's last line is the ratio lab / baseline.
+training-step timings that adds one piece at a time (``ladder_rungs``). The
+results go to the store (``stage4b``/``bench``) for the dashboard's chart; the
+table's last line is the ratio lab / baseline.
 """
 from __future__ import annotations
 
@@ -54,12 +56,14 @@ class BenchSettings:
     n_train: int = field(default=320, metadata={
         "help": "training recipes, the same for both (320 = 80 steps of 4, the size the issue measured)"})
     n_heldout: int = field(default=16, metadata={"help": "held-out recipes for perplexity, kept whole"})
-    n_prompts: int = field(default=6, metadata={"help": "recipe-title prompts for the stop rate (held-out titles)"})
+    n_prompts: int = field(default=12, metadata={"help": "recipe-title prompts for the stop rate (held-out titles)"})
+    samples_per_prompt: int = field(default=2, metadata={"help": "sampled generations per prompt for the stop rate"})
     max_new_tokens: int = field(default=320, metadata={"help": "new tokens at most per stop-rate generation"})
-    repetition_penalty: float = field(default=1.2, metadata={
-        "help": "greedy decoding's repetition penalty for the stop rate (1.0 = plain greedy, also reported): "
-                "a small model decoded greedily falls into loops ('1 cup of celery; 1 cup of celery; ...') "
-                "and never reaches the end of the recipe, where [END] would come"})
+    temperature: float = field(default=0.7, metadata={
+        "help": "sampling temperature of the stop-rate generations: the lab's side-by-side default (stage 5's "
+                "compare_models). Plain greedy decoding is reported too: a small model decoded greedily falls into "
+                "loops ('1 cup of celery; 1 cup of celery; ...') and never reaches the end of the recipe"})
+    top_p: float = field(default=0.95, metadata={"help": "nucleus (top-p) of the stop-rate sampling, as compare_models"})
     batch_size: int = field(default=4, metadata={"help": "recipes per training step, both arms"})
     learning_rate: float = field(default=2e-4, metadata={
         "help": "the baseline's learning rate (the assignment's); the lab uses TrainSettings' default"})
@@ -69,8 +73,9 @@ class BenchSettings:
         "help": "override the lab's learning rate (default: TrainSettings' default, run_training's own)"})
     baseline_max_length: int = field(default=256, metadata={
         "help": "the original assignment's padded (and truncated) length"})
-    ladder_steps: int = field(default=2, metadata={
-        "help": "timed training steps per rung of the speed ladder (after one warm-up step); 0 = no ladder"})
+    ladder_steps: int = field(default=3, metadata={
+        "help": "timed training steps per rung of the speed ladder, the same recipes on every rung (after one "
+                "warm-up step on others); 0 = no ladder"})
     compare_tokens: int = field(default=48, metadata={
         "help": "new tokens per prompt when timing batched vs one-by-one generation"})
     seed: int = field(default=42, metadata={"help": "data split, LoRA initialisation, order"})
@@ -212,34 +217,16 @@ def heldout_perplexity(model, rows: list[list[int]], *, pad_id: int, packed: boo
 
 
 # -- generation -------------------------------------------------------------------------------------------
-def new_token_repetition_penalty(prompt_length: int, penalty: float):
-    """A logits processor: transformers' repetition penalty, over the *generated* tokens only.
-
-    transformers' own ``repetition_penalty`` also penalises every token of the prompt, and the prompt
-    "RECIPE: …\nINGREDIENTS:" holds the newline and the colon that the next section needs: penalised,
-    the model skips DIRECTIONS. Here only what the model wrote itself is penalised, which is what breaks
-    greedy loops ("1 cup of celery; 1 cup of celery; …").
-    """
-    import torch
-    from transformers import LogitsProcessor
-
-    class NewTokenRepetitionPenalty(LogitsProcessor):
-        def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-            generated = input_ids[:, prompt_length:]
-            if generated.shape[1] == 0 or penalty == 1.0:
-                return scores
-            seen = torch.gather(scores, 1, generated)
-            seen = torch.where(seen < 0, seen * penalty, seen / penalty)
-            return scores.scatter(1, generated, seen)
-
-    return NewTokenRepetitionPenalty()
-
-
 def generate(model, tokenizer, prompts: list[str], *, max_new_tokens: int, batched: bool = True,
-             use_cache: bool = True, repetition_penalty: float = 1.0, no_repeat_ngram_size: int = 0) -> dict:
-    """Greedy generation, stopping at ``[END]`` or the end-of-sequence token; batched with left padding or
-    one prompt at a time. Returns the new ids per prompt, whether each wrote ``[END]``, time and token counts."""
+             use_cache: bool = True, temperature: float = 0.0, top_p: float = 1.0, samples: int = 1,
+             seed: int = 0) -> dict:
+    """Generation stopping at ``[END]`` or the end-of-sequence token; greedy (``temperature=0``) or sampled
+    (``samples`` per prompt, seeded); batched with left padding or one prompt at a time.
+
+    Returns the new ids per generation (prompt by prompt, ``samples`` each), whether each wrote ``[END]``, and
+    whether it wrote ``DIRECTIONS:`` before it (a *complete* recipe), the time and token counts."""
     import torch
+    from transformers import set_seed
 
     end_id = tokenizer.get_vocab().get(END_MARKER)
     stop_ids = [i for i in (end_id, tokenizer.eos_token_id) if i is not None]
@@ -247,22 +234,18 @@ def generate(model, tokenizer, prompts: list[str], *, max_new_tokens: int, batch
     was_training, side = model.training, tokenizer.padding_side
     model.eval()
     tokenizer.padding_side = "left"  # new tokens follow each prompt directly
+    decoding = ({"do_sample": True, "temperature": temperature, "top_p": top_p, "num_return_sequences": samples}
+                if temperature > 0 else {"do_sample": False})
     outputs: list[list[int]] = []
+    set_seed(seed)
     started = time.perf_counter()
     try:
         groups = [prompts] if batched else [[prompt] for prompt in prompts]
         for group in groups:
             inputs = tokenizer(group, return_tensors="pt", padding=True).to(device)
-            from transformers import LogitsProcessorList
-
-            processors = LogitsProcessorList([new_token_repetition_penalty(inputs["input_ids"].shape[1],
-                                                                           repetition_penalty)]
-                                             if repetition_penalty != 1.0 else [])
             with torch.no_grad():
-                generated = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False,
-                                           eos_token_id=stop_ids, pad_token_id=tokenizer.pad_token_id,
-                                           use_cache=use_cache, logits_processor=processors,
-                                           no_repeat_ngram_size=no_repeat_ngram_size)
+                generated = model.generate(**inputs, max_new_tokens=max_new_tokens, eos_token_id=stop_ids,
+                                           pad_token_id=tokenizer.pad_token_id, use_cache=use_cache, **decoding)
             for row in generated[:, inputs["input_ids"].shape[1]:].tolist():
                 kept = []
                 for token in row:          # up to and including the first stop token; the rest is padding
@@ -362,9 +345,12 @@ def run_lab(model, tokenizer, splits, settings: BenchSettings, output_dir: Path,
     wall = time.perf_counter() - started
     tokens = int(summary.get("tokens_seen") or 0)
     step_seconds = tokens / summary["tokens_per_s"] if summary.get("tokens_per_s") else None
-    return {"model": summary["model"], "useful_tokens": tokens, "computed_tokens": tokens,
+    share = summary.get("padding_share") or 0.0
+    return {"model": summary["model"], "useful_tokens": tokens, "computed_tokens": round(tokens / (1 - share)),
             "step_seconds": step_seconds, "steps": summary.get("steps"), "wall_seconds": wall, "peak_mb": peak,
-            "added_mb": peak - before, "tokens_per_s": summary.get("tokens_per_s"), "padding_share": 0.0 if summary.get("packed") else None,
+            "added_mb": peak - before, "tokens_per_s": summary.get("tokens_per_s"),
+            "padding_share": summary.get("padding_share"), "attention": summary.get("attention"),
+            "group_by_length": summary.get("group_by_length"), "frozen_in_bf16": summary.get("frozen_in_bf16"),
             "precision": "bfloat16" if summary.get("bf16") else "float32", "max_length": train_settings.max_length,
             "learning_rate": train_settings.learning_rate,
             "packed": summary.get("packed"), "end_init": summary.get("end_init"),
@@ -373,82 +359,113 @@ def run_lab(model, tokenizer, splits, settings: BenchSettings, output_dir: Path,
 
 
 # -- the speed ladder: each piece's gain ---------------------------------------------------------------------
+ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+@dataclass(frozen=True)
+class Rung:
+    """One training configuration of the speed ladder."""
+
+    label: str
+    batching: str = "random"        # "random" (padded to the length), "grouped" (by length, padded to the longest), "packed"
+    bf16: bool = False
+    dropout: float = 0.05
+    frozen_bf16: bool = False
+    attention: str = "sdpa"
+    whole: bool = False             # cut at lab_max_length instead of the baseline's 256
+    end_row: bool = False           # [END]'s embedding row trained (trainable_token_indices)
+    all_linear: bool = False        # LoRA on every linear layer instead of q/v
+
+
+def ladder_rungs(lab_attention: str) -> list[Rung]:
+    """The baseline, then one piece added per rung up to the lab's default, then two alternatives measured."""
+    other = "sdpa" if lab_attention == "eager" else "eager"
+    lab = dict(batching="grouped", bf16=True, dropout=0.0, frozen_bf16=True, attention=lab_attention, whole=True,
+               end_row=True)
+    return [
+        Rung("float32, padded to 256, random batches (baseline)"),
+        Rung("+ batches grouped by length, padded to their longest", batching="grouped"),
+        Rung("+ bf16 autocast", batching="grouped", bf16=True),
+        Rung("+ no LoRA dropout", batching="grouped", bf16=True, dropout=0.0),
+        Rung("+ frozen weights kept in bf16", batching="grouped", bf16=True, dropout=0.0, frozen_bf16=True),
+        Rung(f"+ {lab_attention} attention (not {other})", batching="grouped", bf16=True, dropout=0.0,
+             frozen_bf16=True, attention=lab_attention),
+        Rung("+ whole recipes (not cut at 256)", **{**lab, "end_row": False}),
+        Rung("+ [END] row trained: the lab's default", **lab),
+        Rung("  instead: packed into one row", **{**lab, "batching": "packed"}),
+        Rung("  instead: LoRA on every linear layer", **{**lab, "all_linear": True}),
+    ]
+
+
 def speed_ladder(model, tokenizer, train_texts: list[str], settings: BenchSettings, *,
-                 lab_max_length: int, can_bf16: bool) -> list[dict]:
+                 lab_max_length: int, can_bf16: bool, lab_attention: str = "eager") -> list[dict]:
     """Useful tokens per second of a few training steps, adding one piece at a time, on the same recipes.
 
-    Rungs (LoRA r=8 on q/v, AdamW, batches of ``batch_size`` recipes):
-      1. float32, padded to 256                 (the baseline)
-      2. float32, packed (no padding), cut at 256
-      3. + bf16 autocast (where the hardware has it)
-      4. the same with eager attention instead of SDPA (SDPA's gain, read backwards)
-      5. + whole recipes (cut at ``lab_max_length``)
-      6. + the ``[END]`` row trained with the adapter (peft's ``trainable_token_indices``, which with tied
-         embeddings rebuilds the whole embedding matrix and its gradient every step): the lab's default
+    Every rung trains a fresh copy of ``model`` (LoRA r=8, AdamW) on the same ``batch_size × ladder_steps``
+    recipes, after one warm-up step on other recipes; only the batching, the precision, the attention, the
+    length and what trains change (``ladder_rungs``). Useful tokens are the real ones, padding never counted.
     """
+    import copy
+
     import torch
     from peft import LoraConfig, TaskType, get_peft_model
 
+    from .training import FrozenInBf16, choose_attention, speed_up_trainable_tokens
+
     if settings.ladder_steps <= 0:
         return []
-    import copy
-
     end_id = tokenizer.get_vocab().get(END_MARKER)
-    plain = copy.deepcopy(model) if end_id is not None else None  # for rung 6, before peft changes it in place
+    size = settings.batch_size
+    rows = tokenizer(train_texts[:size * (settings.ladder_steps + 1)])["input_ids"]
+    warm_up, timed = rows[:size], rows[size:]
+    device = _device()
 
-    def wrap(base, with_end_row: bool):
-        config = LoraConfig(r=settings.rank, lora_alpha=settings.alpha, target_modules=["q_proj", "v_proj"],
-                            lora_dropout=0.05, bias="none", task_type=TaskType.CAUSAL_LM,
-                            trainable_token_indices={"embed_tokens": [end_id]} if with_end_row else None)
-        wrapped = get_peft_model(base, config).to(_device())
-        wrapped.train()
-        return wrapped, torch.optim.AdamW([p for p in wrapped.parameters() if p.requires_grad],
-                                          lr=settings.learning_rate)
+    def batches(rung: Rung, recipes: list[list[int]]) -> list[dict]:
+        length = lab_max_length if rung.whole else settings.baseline_max_length
+        recipes = [row[:length] for row in recipes]
+        if rung.batching != "random":
+            recipes = sorted(recipes, key=len)
+        groups = [recipes[start:start + size] for start in range(0, len(recipes), size)]
+        if rung.batching == "packed":
+            return [pack(group) for group in groups]
+        return [pad(group, tokenizer.pad_token_id, None if rung.batching == "grouped" else length)
+                for group in groups]
 
-    lora_model, optimizer = wrap(model, False)
-    needed = settings.batch_size * (settings.ladder_steps + 1)
-    rows = tokenizer(train_texts[:needed])["input_ids"]
-    short = settings.baseline_max_length
-    device_type = _device().type
-    def set_attention(name: str) -> bool:
-        try:
-            lora_model.get_base_model().set_attn_implementation(name)
-            return True
-        except Exception:  # noqa: BLE001 - an architecture without the switch just skips the rung
-            return False
-
-    rungs = [("float32, padded to 256", False, False, "sdpa", short),
-             ("float32, packed, cut at 256", True, False, "sdpa", short),
-             ("bf16, packed, cut at 256", True, True, "sdpa", short),
-             ("bf16, packed, cut at 256, eager attention", True, True, "eager", short),
-             (f"bf16, packed, whole recipes (≤ {lab_max_length})", True, True, "sdpa", lab_max_length)]
-    if plain is not None:
-        rungs.append((f"bf16, packed, whole recipes, [END] row trained", True, True, "sdpa", lab_max_length))
     results = []
-    for label, packed, bf16, attention, length in rungs:
-        if "[END] row" in label:
-            lora_model, optimizer = wrap(plain, True)
-        if bf16 and not can_bf16:
-            label += " (bf16 not native here: float32)"
-        if not set_attention(attention):
+    for rung in ladder_rungs(lab_attention):
+        if rung.end_row and end_id is None:
             continue
+        base = copy.deepcopy(model)
+        choose_attention(base, rung.attention)
+        config = LoraConfig(r=settings.rank, lora_alpha=settings.alpha,
+                            target_modules=ALL_LINEAR if rung.all_linear else ["q_proj", "v_proj"],
+                            lora_dropout=rung.dropout, bias="none", task_type=TaskType.CAUSAL_LM,
+                            trainable_token_indices={"embed_tokens": [end_id]} if rung.end_row else None)
+        if rung.end_row:
+            speed_up_trainable_tokens()
+        lora_model = get_peft_model(base, config).to(device)
+        lora_model.train()
+        optimizer = torch.optim.AdamW([p for p in lora_model.parameters() if p.requires_grad],
+                                      lr=settings.learning_rate)
+        bf16 = rung.bf16 and can_bf16
         seconds, tokens = 0.0, 0
-        for step in range(settings.ladder_steps + 1):
-            chunk = [row[:length] for row in rows[step * settings.batch_size:(step + 1) * settings.batch_size]]
-            batch = pack(chunk) if packed else pad(chunk, tokenizer.pad_token_id, length)
-            batch = {key: _to(value, _device()) for key, value in batch.items()}
-            started = time.perf_counter()
-            with torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16 and can_bf16):
-                loss = lora_model(**batch).loss
-            loss.backward()
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            if step:  # the first step warms up (allocations, kernels)
-                seconds += time.perf_counter() - started
-                tokens += useful_tokens(batch)
+        with FrozenInBf16(lora_model, enabled=bf16 and rung.frozen_bf16):
+            for timed_step, batch in [(False, b) for b in batches(rung, warm_up)] + \
+                                     [(True, b) for b in batches(rung, timed)]:
+                batch = {key: _to(value, device) for key, value in batch.items()}
+                started = time.perf_counter()
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                    loss = lora_model(**batch).loss
+                loss.backward()
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                if timed_step:  # the warm-up step pays for first allocations and kernel choices
+                    seconds += time.perf_counter() - started
+                    tokens += useful_tokens(batch)
+        label = rung.label + ("" if bf16 or not rung.bf16 else " (bf16 not native here: float32)")
         results.append({"rung": label, "tokens_per_s": tokens / seconds if seconds else None,
                         "seconds_per_step": seconds / settings.ladder_steps, "useful_tokens": tokens})
-    set_attention("sdpa")
+        _free(lora_model, base, optimizer)
     return results
 
 
@@ -562,14 +579,15 @@ def run_bench(settings: BenchSettings, *, load_model: Callable[[], tuple[Any, An
             model, tokenizer = load_model()
             modules["stage3"].configure_tokenizer(tokenizer, model)
             ladder = speed_ladder(model, tokenizer, list(train_texts), settings, lab_max_length=lab["max_length"],
-                                  can_bf16=bool(modules["stage4b"].precision_settings()["bf16"]))
+                                  can_bf16=bool(modules["stage4b"].precision_settings()["bf16"]),
+                                  lab_attention=lab.get("attention") or "sdpa")
             results["ladder"] = ladder
             _free(model)
             _print("speed ladder (useful tokens/s of training steps, one piece at a time):")
             first = ladder[0]["tokens_per_s"] if ladder else None
             for rung in ladder:
                 gain = f"{rung['tokens_per_s'] / first:.2f}x" if first and rung["tokens_per_s"] else "-"
-                _print(f"  {rung['rung']:<48} {rung['tokens_per_s'] or 0:8.0f} tok/s  "
+                _print(f"  {rung['rung']:<56} {rung['tokens_per_s'] or 0:8.0f} tok/s  "
                        f"{rung['seconds_per_step']:6.2f} s/step  {gain} of rung 1")
 
         # -- the table --------------------------------------------------------------------------------------
@@ -582,9 +600,11 @@ def run_bench(settings: BenchSettings, *, load_model: Callable[[], tuple[Any, An
                              for key, _, _ in COLUMNS}
         _print(f"stop at [END] / at end-of-sequence: baseline {arms['baseline']['stop_rate']:.0%} / "
                f"{arms['baseline']['eos_rate']:.0%}, lab {arms['lab']['stop_rate']:.0%} / "
-               f"{arms['lab']['eos_rate']:.0%} ({len(prompts)} prompts, greedy with repetition penalty "
-               f"{settings.repetition_penalty:g}, ≤ {settings.max_new_tokens} tokens); plain greedy: baseline "
-               f"{arms['baseline']['greedy_stop_rate']:.0%}, lab {arms['lab']['greedy_stop_rate']:.0%}")
+               f"{arms['lab']['eos_rate']:.0%}; complete recipes (DIRECTIONS, then [END]): baseline "
+               f"{arms['baseline']['complete_rate']:.0%}, lab {arms['lab']['complete_rate']:.0%} "
+               f"({len(prompts)} prompts × {settings.samples_per_prompt} samples, temperature "
+               f"{settings.temperature:g}, top-p {settings.top_p:g}, ≤ {settings.max_new_tokens} tokens); greedy: "
+               f"baseline {arms['baseline']['greedy_stop_rate']:.0%}, lab {arms['lab']['greedy_stop_rate']:.0%}")
         _print(f"padding share of the training batches: baseline {arms['baseline']['padding_share']:.1%}, "
                f"lab {arms['lab']['padding_share'] or 0:.1%}; recipes cut before their [END]: baseline "
                f"{arms['baseline']['cut_before_end']}, lab {arms['lab']['cut_before_end']} of {len(train_texts)}")
@@ -611,25 +631,26 @@ def _gen_row(result: dict) -> dict:
 
 
 def _measure(arm: dict, tokenizer, heldout_texts, prompts, settings: BenchSettings, name: str) -> dict:
-    """Held-out perplexity (packed, whole recipes) and the stop rate, the same for both arms."""
+    """Held-out perplexity (whole recipes) and the stop rate (sampled, and greedy), the same for both arms."""
     model = arm.pop("model")
     rows = tokenizer(list(heldout_texts))["input_ids"]
     evaluation = heldout_perplexity(model, rows, pad_id=tokenizer.pad_token_id, packed=True)
-    generations = generate(model, tokenizer, prompts, max_new_tokens=settings.max_new_tokens, batched=True,
-                           repetition_penalty=settings.repetition_penalty)
-    plain = generations if settings.repetition_penalty == 1.0 else \
-        generate(model, tokenizer, prompts, max_new_tokens=settings.max_new_tokens, batched=True)
+    sampled = generate(model, tokenizer, prompts, max_new_tokens=settings.max_new_tokens, batched=True,
+                       temperature=settings.temperature, top_p=settings.top_p, samples=settings.samples_per_prompt,
+                       seed=settings.seed)
+    greedy = generate(model, tokenizer, prompts, max_new_tokens=settings.max_new_tokens, batched=True)
+    count = len(sampled["ids"])
     _print(f"{name}: held-out perplexity {evaluation['perplexity']:.2f}; stopped at [END] in "
-           f"{sum(generations['stopped_at_end'])} of {len(prompts)} (greedy, repetition penalty "
-           f"{settings.repetition_penalty:g}; {generations['complete_rate']:.0%} with DIRECTIONS before it), "
-           f"{sum(plain['stopped_at_end'])} of {len(prompts)} plain greedy")
-    arm.update(perplexity=evaluation["perplexity"], eval=evaluation, stop_rate=generations["stop_rate"],
-               greedy_stop_rate=plain["stop_rate"], complete_rate=generations["complete_rate"],
-               eos_rate=sum(generations["stopped_at_eos"]) / max(1, len(prompts)),
-               generation_seconds=generations["seconds"],
-               generations=[{"prompt": prompt, "text": text, "stopped": stopped}
-                            for prompt, text, stopped in zip(prompts, generations["texts"],
-                                                             generations["stopped_at_end"])])
+           f"{sum(sampled['stopped_at_end'])} of {count} sampled generations "
+           f"({sampled['complete_rate']:.0%} complete, with DIRECTIONS before it); greedy "
+           f"{sum(greedy['stopped_at_end'])} of {len(prompts)}")
+    arm.update(perplexity=evaluation["perplexity"], eval=evaluation, stop_rate=sampled["stop_rate"],
+               greedy_stop_rate=greedy["stop_rate"], complete_rate=sampled["complete_rate"],
+               greedy_complete_rate=greedy["complete_rate"], generations_count=count,
+               eos_rate=sum(sampled["stopped_at_eos"]) / max(1, count),
+               generation_seconds=sampled["seconds"],
+               generations=[{"prompt": prompts[i // settings.samples_per_prompt], "text": text, "stopped": stopped}
+                            for i, (text, stopped) in enumerate(zip(sampled["texts"], sampled["stopped_at_end"]))])
     arm["model"] = model
     return arm
 
