@@ -87,8 +87,8 @@ def test_a_tiny_run_streams_metrics_and_saves_the_adapter(modules, store, tmp_pa
     assert run["status"] == "finished" and run["summary"]["steps"] == 3 and run["summary"]["completed"]
     assert run["summary"]["eval_loss"] == pytest.approx(validation[-1]["loss"])
     assert summary["target_modules"] == ["q_proj", "v_proj"]
-    # the default path: batches grouped by length (little padding), eager attention on a CPU
-    assert summary["group_by_length"] and not summary["packed"] and summary["attention"] == "eager"
+    # the default path: batches grouped by length (little padding)
+    assert summary["group_by_length"] and not summary["packed"]
     assert 0 <= summary["padding_share"] < 1
     assert summary["model"] is not None and "model" not in run["summary"]  # the model goes back to the caller only
 
@@ -192,3 +192,23 @@ def test_frozen_weights_kept_in_bf16_come_back_exactly():
         assert dtypes == {(False, torch.bfloat16), (True, torch.float32)}
     for name, parameter in model.named_parameters():
         assert parameter.dtype == torch.float32 and torch.equal(parameter, before[name]), name
+
+
+def test_right_padding_needs_no_attention_mask():
+    """A causal model's loss is the same with or without the mask when padding is on the right; left keeps it."""
+    from lessons.engine.training import without_right_padding_mask
+
+    tokenizer = real_tokenizer()
+    model = tiny_llama(tokenizer, seed=0).eval()
+    modules_ = {"stage4a": load_stage_module("stage4a", reference=True)}
+    collator = modules_["stage4a"].make_collator(tokenizer)
+    rows = [tokenizer(text)["input_ids"] for text in ("RECIPE: Toast\nINGREDIENTS: bread; butter",
+                                                      "RECIPE: Tea\nINGREDIENTS: water")]
+    batch = collator([{"input_ids": row} for row in rows])
+    assert batch["attention_mask"].sum() < batch["attention_mask"].numel(), "the second row should be padded"
+    unmasked = without_right_padding_mask(batch)
+    assert "attention_mask" not in unmasked and "attention_mask" in batch
+    with torch.no_grad():
+        assert model(**unmasked).loss == pytest.approx(float(model(**batch).loss), abs=1e-6)
+    left = dict(batch, attention_mask=batch["attention_mask"].flip(-1))
+    assert "attention_mask" in without_right_padding_mask(left)

@@ -10,9 +10,9 @@ same held-out recipes, the same number of each):
 * **lab**: LoRA Kitchen's default training path, ``run_training`` with its
   default ``TrainSettings`` (whole recipes up to 768 tokens, batches grouped by
   length and padded only to their longest, bf16 autocast where the hardware
-  has it with the frozen weights kept in bf16, no LoRA dropout, eager attention
-  on a CPU and SDPA on a GPU, fused AdamW on a GPU, lr 3e-3, ``[END]`` started
-  from the end-of-sequence row and trained).
+  has it with the frozen weights kept in bf16, no LoRA dropout, SDPA attention
+  without a mask for right-padded batches (its causal path), fused AdamW on a
+  GPU, lr 3e-3, ``[END]`` started from the end-of-sequence row and trained).
 
 Both are then measured the same way: held-out perplexity over whole recipes
 (no truncation, padding never counted), and the stop rate: generations from a
@@ -371,34 +371,33 @@ class Rung:
     bf16: bool = False
     dropout: float = 0.05
     frozen_bf16: bool = False
-    attention: str = "sdpa"
     whole: bool = False             # cut at lab_max_length instead of the baseline's 256
+    no_mask: bool = False           # right-padded batches without their attention mask (SDPA's causal path)
     end_row: bool = False           # [END]'s embedding row trained (trainable_token_indices)
+    attention: str = "sdpa"
     all_linear: bool = False        # LoRA on every linear layer instead of q/v
 
 
-def ladder_rungs(lab_attention: str) -> list[Rung]:
-    """The baseline, then one piece added per rung up to the lab's default, then two alternatives measured."""
-    other = "sdpa" if lab_attention == "eager" else "eager"
-    lab = dict(batching="grouped", bf16=True, dropout=0.0, frozen_bf16=True, attention=lab_attention, whole=True,
-               end_row=True)
+def ladder_rungs() -> list[Rung]:
+    """The baseline, then one piece added per rung up to the lab's default, then three alternatives measured."""
+    lab = dict(batching="grouped", bf16=True, dropout=0.0, frozen_bf16=True, whole=True, no_mask=True, end_row=True)
     return [
         Rung("float32, padded to 256, random batches (baseline)"),
         Rung("+ batches grouped by length, padded to their longest", batching="grouped"),
         Rung("+ bf16 autocast", batching="grouped", bf16=True),
         Rung("+ no LoRA dropout", batching="grouped", bf16=True, dropout=0.0),
         Rung("+ frozen weights kept in bf16", batching="grouped", bf16=True, dropout=0.0, frozen_bf16=True),
-        Rung(f"+ {lab_attention} attention (not {other})", batching="grouped", bf16=True, dropout=0.0,
-             frozen_bf16=True, attention=lab_attention),
-        Rung("+ whole recipes (not cut at 256)", **{**lab, "end_row": False}),
+        Rung("+ whole recipes (not cut at 256)", **{**lab, "no_mask": False, "end_row": False}),
+        Rung("+ no attention mask for right padding", **{**lab, "end_row": False}),
         Rung("+ [END] row trained: the lab's default", **lab),
         Rung("  instead: packed into one row", **{**lab, "batching": "packed"}),
+        Rung("  instead: eager attention, not SDPA", **{**lab, "attention": "eager"}),
         Rung("  instead: LoRA on every linear layer", **{**lab, "all_linear": True}),
     ]
 
 
 def speed_ladder(model, tokenizer, train_texts: list[str], settings: BenchSettings, *,
-                 lab_max_length: int, can_bf16: bool, lab_attention: str = "eager") -> list[dict]:
+                 lab_max_length: int, can_bf16: bool) -> list[dict]:
     """Useful tokens per second of a few training steps, adding one piece at a time, on the same recipes.
 
     Every rung trains a fresh copy of ``model`` (LoRA r=8, AdamW) on the same ``batch_size × ladder_steps``
@@ -410,7 +409,7 @@ def speed_ladder(model, tokenizer, train_texts: list[str], settings: BenchSettin
     import torch
     from peft import LoraConfig, TaskType, get_peft_model
 
-    from .training import FrozenInBf16, choose_attention, speed_up_trainable_tokens
+    from .training import FrozenInBf16, speed_up_trainable_tokens, without_right_padding_mask
 
     if settings.ladder_steps <= 0:
         return []
@@ -432,11 +431,12 @@ def speed_ladder(model, tokenizer, train_texts: list[str], settings: BenchSettin
                 for group in groups]
 
     results = []
-    for rung in ladder_rungs(lab_attention):
+    for rung in ladder_rungs():
         if rung.end_row and end_id is None:
             continue
         base = copy.deepcopy(model)
-        choose_attention(base, rung.attention)
+        with contextlib.suppress(Exception):  # an architecture without the switch keeps its own
+            base.set_attn_implementation(rung.attention)
         config = LoraConfig(r=settings.rank, lora_alpha=settings.alpha,
                             target_modules=ALL_LINEAR if rung.all_linear else ["q_proj", "v_proj"],
                             lora_dropout=rung.dropout, bias="none", task_type=TaskType.CAUSAL_LM,
@@ -452,6 +452,9 @@ def speed_ladder(model, tokenizer, train_texts: list[str], settings: BenchSettin
         with FrozenInBf16(lora_model, enabled=bf16 and rung.frozen_bf16):
             for timed_step, batch in [(False, b) for b in batches(rung, warm_up)] + \
                                      [(True, b) for b in batches(rung, timed)]:
+                real = useful_tokens(batch)
+                if rung.no_mask:
+                    batch = without_right_padding_mask(batch)
                 batch = {key: _to(value, device) for key, value in batch.items()}
                 started = time.perf_counter()
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
@@ -461,7 +464,7 @@ def speed_ladder(model, tokenizer, train_texts: list[str], settings: BenchSettin
                 optimizer.zero_grad(set_to_none=True)
                 if timed_step:  # the warm-up step pays for first allocations and kernel choices
                     seconds += time.perf_counter() - started
-                    tokens += useful_tokens(batch)
+                    tokens += real
         label = rung.label + ("" if bf16 or not rung.bf16 else " (bf16 not native here: float32)")
         results.append({"rung": label, "tokens_per_s": tokens / seconds if seconds else None,
                         "seconds_per_step": seconds / settings.ladder_steps, "useful_tokens": tokens})
@@ -579,8 +582,7 @@ def run_bench(settings: BenchSettings, *, load_model: Callable[[], tuple[Any, An
             model, tokenizer = load_model()
             modules["stage3"].configure_tokenizer(tokenizer, model)
             ladder = speed_ladder(model, tokenizer, list(train_texts), settings, lab_max_length=lab["max_length"],
-                                  can_bf16=bool(modules["stage4b"].precision_settings()["bf16"]),
-                                  lab_attention=lab.get("attention") or "sdpa")
+                                  can_bf16=bool(modules["stage4b"].precision_settings()["bf16"]))
             results["ladder"] = ladder
             _free(model)
             _print("speed ladder (useful tokens/s of training steps, one piece at a time):")
