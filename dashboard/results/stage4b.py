@@ -25,7 +25,7 @@ from lessons.engine.errors import LabError
 from lessons.engine.store import Store
 
 RANKS = [1, 2, 4, 8, 16, 32, 64]
-LEARNING_RATES = [5e-5, 1e-4, 2e-4, 5e-4, 1e-3]
+LEARNING_RATES = [5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 3e-3, 5e-3]
 POLL_SECONDS = 2.0  # how often the live view reads the store while a run is going
 
 
@@ -129,12 +129,13 @@ def draw(module: ModuleType, store: Store) -> None:
         max_length = columns[2].select_slider("Max length", sorted({64, 128, 256, 512, 768,
                                                                     int(getattr(defaults, "max_length", 768))}),
                                               value=int(getattr(defaults, "max_length", 768)), key="stage4b_max_length",
-                                              help="768 keeps whole recipes with their [END]: the padding-free "
-                                                   "batches spend nothing on the unused length")
+                                              help="768 keeps whole recipes with their [END]: batches of "
+                                                   "similar lengths are padded only to their longest recipe, "
+                                                   "so the unused length costs nothing")
         eval_every = columns[3].number_input("Validate every (steps)", 1, 10_000,
                                              int(getattr(defaults, "eval_every", 20) or 20), key="stage4b_eval_every")
 
-    dropout = float(getattr(defaults, "dropout", 0.05))
+    dropout = float(getattr(defaults, "dropout", 0.0))
     if targets:
         with friendly("counting trainable parameters with make_lora_config, apply_lora and trainable_parameters"):
             counts = run_learner_code(lora_counts, fingerprint, int(rank), int(alpha), tuple(targets), dropout,
@@ -224,8 +225,9 @@ def draw_bench(store: Store) -> None:
                 "and draws the difference here.")
         return
     st.caption("Padding is compute spent on nothing: a 256-token batch of recipes is about a quarter filler, "
-               "and cutting at 256 loses the [END] of a third of them. Packing whole recipes end to end "
-               "removes the filler, and bf16 does the arithmetic in half the bits. "
+               "and cutting at 256 loses the [END] of a third of them. Batches of recipes of similar length, "
+               "padded only to their longest, remove most of the filler, and bf16 does the arithmetic in half "
+               "the bits. "
                f"Measured on {result.get('device', 'this machine')}.")
     with friendly("drawing the benchmark"):
         for chart in bench_charts(result):

@@ -132,7 +132,9 @@ def draw_training(store: Store, path: Path, template: str, fields: list[str]) ->
     columns = st.columns(4)
     rank = columns[0].select_slider("LoRA rank r", [2, 4, 8, 16, 32], value=8, key="stage7_rank")
     max_steps = columns[1].number_input("Steps", 5, 2000, 60, key="stage7_max_steps")
-    learning_rate = columns[2].select_slider("Learning rate", [1e-4, 2e-4, 5e-4, 1e-3], value=2e-4,
+    rates = [1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3]
+    lab_rate = getattr(training_settings_class()(), "learning_rate", 2e-4)  # the lab's measured default
+    learning_rate = columns[2].select_slider("Learning rate", rates, value=min(rates, key=lambda lr: abs(lr - lab_rate)),
                                              key="stage7_learning_rate", format_func=lambda lr: f"{lr:g}")
     max_length = columns[3].select_slider("Max length", [64, 128, 256], value=128, key="stage7_max_length")
     active = jobs.newest_active_run(store)

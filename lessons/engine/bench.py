@@ -12,7 +12,7 @@ same held-out recipes, the same number of each):
   length and padded only to their longest, bf16 autocast where the hardware
   has it with the frozen weights kept in bf16, no LoRA dropout, SDPA attention
   without a mask for right-padded batches (its causal path), fused AdamW on a
-  GPU, lr 3e-3, ``[END]`` started from the end-of-sequence row and trained).
+  GPU, lr 5e-3, ``[END]`` started from the end-of-sequence row and trained).
 
 Both are then measured the same way: held-out perplexity over whole recipes
 (no truncation, padding never counted), and the stop rate: generations from a
