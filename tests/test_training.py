@@ -212,3 +212,25 @@ def test_right_padding_needs_no_attention_mask():
         assert model(**unmasked).loss == pytest.approx(float(model(**batch).loss), abs=1e-6)
     left = dict(batch, attention_mask=batch["attention_mask"].flip(-1))
     assert "attention_mask" in without_right_padding_mask(left)
+
+
+def test_length_grouped_order_makes_batches_of_one_length_in_random_order():
+    """Every batch holds neighbours in length; the batch order changes with the seed; nothing lost or doubled."""
+    import random
+
+    from lessons.engine.training import length_grouped_order
+
+    rng = random.Random(1)
+    lengths = [rng.randint(20, 760) for _ in range(130)]
+    order = length_grouped_order(lengths, batch_size=4, seed=0)
+    assert sorted(order) == list(range(130))
+    batches = [order[start:start + 4] for start in range(0, 130, 4)]
+    chunks = sorted(lengths)
+    chunks = {tuple(chunks[start:start + 4]) for start in range(0, 130, 4)}
+    for batch in batches:  # each batch is one chunk of the recipes sorted by length
+        assert tuple(sorted(lengths[i] for i in batch)) in chunks
+    padded = sum(max(lengths[i] for i in batch) * len(batch) for batch in batches)
+    assert 1 - sum(lengths) / padded < 0.05
+    first_lengths = [lengths[batch[0]] for batch in batches]
+    assert first_lengths != sorted(first_lengths), "the batches should come in shuffled order"
+    assert length_grouped_order(lengths, 4, seed=0) == order != length_grouped_order(lengths, 4, seed=1)
