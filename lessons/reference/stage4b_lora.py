@@ -65,7 +65,7 @@ predicts where an answer is over), trains it with the adapter, keeps recipes
 whole (up to 768 tokens), and uses lr 5e-3: an adapter starts at zero, and in
 a short run small steps never get far. Measured on 128 recipes (32 steps):
 at lr 1e-3, 0 of 12 sampled recipes finished with DIRECTIONS and ``[END]``; at
-5e-3, 22 of 24. One more trap: decoded *greedily*, a small model falls into
+5e-3, 18 and 22 of 24 in two runs. One more trap: decoded *greedily*, a small model falls into
 loops ("1 cup of celery; 1 cup of celery; …") and never reaches the end, even
 when it has learned where the end is. Sampling (stage 6) breaks the loops.
 
