@@ -134,8 +134,9 @@ def draw_training(store: Store, path: Path, template: str, fields: list[str]) ->
     max_steps = columns[1].number_input("Steps", 5, 2000, 60, key="stage7_max_steps")
     rates = [1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3]
     lab_rate = getattr(training_settings_class()(), "learning_rate", 2e-4)  # the lab's measured default
-    learning_rate = columns[2].select_slider("Learning rate", rates, value=min(rates, key=lambda lr: abs(lr - lab_rate)),
-                                             key="stage7_learning_rate", format_func=lambda lr: f"{lr:g}")
+    nearest = min(rates, key=lambda lr: abs(lr - lab_rate))
+    learning_rate = columns[2].select_slider("Learning rate", rates, value=nearest, key="stage7_learning_rate",
+                                             format_func=lambda lr: f"{lr:g}")
     max_length = columns[3].select_slider("Max length", [64, 128, 256], value=128, key="stage7_max_length")
     active = jobs.newest_active_run(store)
     if st.button("▶ Train on this file", key="stage7_start", type="primary", disabled=active is not None):

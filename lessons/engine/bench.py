@@ -63,7 +63,8 @@ class BenchSettings:
         "help": "sampling temperature of the stop-rate generations: the lab's side-by-side default (stage 5's "
                 "compare_models). Plain greedy decoding is reported too: a small model decoded greedily falls into "
                 "loops ('1 cup of celery; 1 cup of celery; ...') and never reaches the end of the recipe"})
-    top_p: float = field(default=0.95, metadata={"help": "nucleus (top-p) of the stop-rate sampling, as compare_models"})
+    top_p: float = field(default=0.95, metadata={
+        "help": "nucleus (top-p) of the stop-rate sampling, as compare_models"})
     batch_size: int = field(default=4, metadata={"help": "recipes per training step, both arms"})
     learning_rate: float = field(default=2e-4, metadata={
         "help": "the baseline's learning rate (the assignment's); the lab uses TrainSettings' default"})
@@ -367,7 +368,7 @@ class Rung:
     """One training configuration of the speed ladder."""
 
     label: str
-    batching: str = "random"        # "random" (padded to the length), "grouped" (by length, padded to the longest), "packed"
+    batching: str = "random"        # "random" (padded to the cut), "grouped" (sorted, padded to the longest), "packed"
     bf16: bool = False
     dropout: float = 0.05
     frozen_bf16: bool = False

@@ -563,7 +563,8 @@ def run_training(settings: TrainSettings, *, store: Store, run_id: str, modules:
         # -- stage 4A: batches with next-token labels ----------------------------------------
         # Little compute on padding: stage 3 padded every row to max_length; the padding is dropped again.
         # Stage 4A's collator then pads each batch only to its longest recipe, and with group_by_length the
-        # batches hold recipes of similar length (length_grouped_order, below). Or, with packing, a step's recipes go end to end in one row.
+        # batches hold recipes of similar length (length_grouped_order, below). Or, with packing, a step's
+        # recipes go end to end in one row.
         collator = stage4a.make_collator(tokenizer)
         tokenized = drop_padding(tokenized)
         packed = bool(settings.packing) and supports_packing(model)
