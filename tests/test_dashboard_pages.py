@@ -448,3 +448,20 @@ def test_home_and_the_sidebar_offer_the_lab_report_and_it_is_the_learners(learne
     page = ui.lab_report_html()  # what the button hands over when pressed
     assert f"<strong>{learner}</strong>" in page and "Mostly &lt;ref&gt; tags." in page
     assert "Tokenization examples</h4>" in page, "the base tokenizer is loaded for the examples"
+
+
+def test_stage4b_in_demo_mode_shows_the_bench_this_machine_saved(learner):
+    """`python -m lessons bench` saves under the machine's learner; demo mode's page still draws it."""
+    bench = {"device": "CPU test", "table": "baseline ... lab ... lab/baseline 1.86x",
+             "arms": {"baseline": {"padding_share": 0.236, "tokens_per_s": 165.0, "wall_seconds": 153.0,
+                                   "stop_rate": 0.0, "useful_tokens": 1000},
+                      "lab": {"padding_share": 0.042, "tokens_per_s": 307.0, "wall_seconds": 96.0,
+                              "stop_rate": 0.75, "useful_tokens": 1100}},
+             "ladder": [{"rung": "float32, padded to 256, random batches (baseline)", "tokens_per_s": 127.0}]}
+    at = open_page("stage4b", demo=True)
+    assert "No benchmark yet" in texts(at.info)
+    with Store(learner=learner) as store:
+        store.put_result("stage4b", "bench", bench)
+    at = open_page("stage4b", demo=True)
+    assert "No benchmark yet" not in texts(at.info)
+    assert "lab/baseline 1.86x" in texts(at.code) and "CPU test" in texts(at.caption)
