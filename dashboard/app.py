@@ -2,12 +2,16 @@
 
 It is the frame around every page: it sets the session's defaults once, draws
 the sidebar (demo mode), and builds the navigation: Home, one page per stage,
-and the instructor's Class page. The pages themselves live in ``pages/`` and
+and the instructor's Class page. The pages themselves live in ``views/`` and
 only draw; what they compute lives in ``dashboard/logic`` and ``lessons/engine``.
 
 Demo mode (every page open, results from the reference solutions) comes from
 the sidebar toggle, ``streamlit run dashboard/app.py -- --demo`` or ``LAB_DEMO=1``.
 Nothing heavy happens here: models load only when a page asks for them.
+
+Why ``views/`` and not ``pages/``: Streamlit lists a ``pages/`` folder on its
+own, and a freshly started server whose first request was a link to a page
+(``/stage4b``) ran that page without this file: no demo mode, no navigation.
 """
 from __future__ import annotations
 
@@ -56,12 +60,12 @@ def stage_icon(index: int) -> str:
     return "🔒"
 
 
-stage_pages = [st.Page(f"pages/{item.stage.key}.py", title=f"{item.stage.label} · {item.stage.title.split(':')[0]}",
+stage_pages = [st.Page(f"views/{item.stage.key}.py", title=f"{item.stage.label} · {item.stage.title.split(':')[0]}",
                        icon=stage_icon(index), url_path=item.stage.key)
                for index, item in enumerate(progress)]
 navigation = st.navigation({
-    "LoRA Kitchen": [st.Page("pages/home.py", title="Home", icon="🏠", default=True)],
+    "LoRA Kitchen": [st.Page("views/home.py", title="Home", icon="🏠", default=True)],
     "Stages": stage_pages,
-    "Instructor": [st.Page("pages/class_room.py", title="Class", icon="🧑‍🏫", url_path="class")],
+    "Instructor": [st.Page("views/class_room.py", title="Class", icon="🧑‍🏫", url_path="class")],
 })
 navigation.run()

@@ -45,7 +45,7 @@ def open_page(page: str | None = None, *, demo: bool = False, timeout: float = 1
     at.session_state["demo"] = demo
     at.run()
     if page:
-        at.switch_page(f"pages/{page}.py").run()
+        at.switch_page(f"views/{page}.py").run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 
@@ -139,7 +139,7 @@ def test_the_sidebar_toggle_turns_demo_mode_on_and_it_survives_a_page_switch(lea
     assert at.toggle[0].value is False
     at.toggle[0].set_value(True).run()
     assert at.session_state["demo"] is True
-    at.switch_page("pages/stage5.py").run()
+    at.switch_page("views/stage5.py").run()
     assert "locked" not in texts(at.warning) and at.session_state["demo"] is True
 
 
