@@ -479,7 +479,7 @@ def _load_model(settings: TrainSettings):
     return AutoModelForCausalLM.from_pretrained(source), AutoTokenizer.from_pretrained(source)
 
 
-def _enforce_lab_arguments(args, settings: TrainSettings, *, packed: bool) -> None:
+def _enforce_lab_arguments(args, settings: TrainSettings, *, grouped: bool) -> None:
     """What the lab needs from the TrainingArguments, whatever stage 4B's make_training_args set."""
     from transformers.trainer_utils import SaveStrategy
 
@@ -489,7 +489,7 @@ def _enforce_lab_arguments(args, settings: TrainSettings, *, packed: bool) -> No
     if not args.save_total_limit:
         args.save_total_limit = 2
     args.report_to = []                                  # no online trackers
-    if settings.group_by_length and not packed:
+    if grouped:
         # the training set comes in length-grouped order already (length_grouped_order); keep it
         args.train_sampling_strategy = "sequential"
     args.disable_tqdm = not _interactive()              # a bar in a terminal, plain log lines in a job's log
@@ -589,8 +589,8 @@ def run_training(settings: TrainSettings, *, store: Store, run_id: str, modules:
                                           learning_rate=settings.learning_rate, epochs=settings.epochs,
                                           max_steps=settings.max_steps, eval_every=settings.eval_every,
                                           seed=settings.seed)
-        _enforce_lab_arguments(args, settings, packed=packed)
-        grouped = args.train_sampling_strategy == "sequential" and settings.group_by_length and not packed
+        grouped = bool(settings.group_by_length) and not packed
+        _enforce_lab_arguments(args, settings, grouped=grouped)
         if grouped:
             lengths = [len(ids) for ids in tokenized["train"]["input_ids"]]
             tokenized["train"] = tokenized["train"].select(
