@@ -152,6 +152,7 @@ def test_bench_end_to_end_on_a_tiny_model(tmp_path, tokenizer, capsys):
     assert "the lab's default" in ladder[-4] and len(ladder) == 11
     assert all(rung["tokens_per_s"] > 0 for rung in results["ladder"])
     assert saved["table"] == results["table"] and set(saved["arms"]) == {"baseline", "lab"}
+    assert not any("model" in arm for arm in saved["arms"].values()), "numbers only, no model in the store"
     assert results["eval"]["packed"]["perplexity"] == pytest.approx(results["eval"]["padded"]["perplexity"],
                                                                     rel=1e-3)
     # the stage 4B page draws it: padding, tokens/s, time per epoch, stops, and the ladder

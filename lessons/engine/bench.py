@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import json
 import math
 import os
@@ -109,16 +110,22 @@ def reset_peak_memory() -> None:
         Path("/proc/self/clear_refs").write_text("5")  # "5" resets VmHWM, the peak resident set size
 
 
+def _proc_status_mb(field: str) -> float | None:
+    """A line of Linux's ``/proc/self/status`` (``VmRSS``, ``VmHWM``: kB) in MB, or None elsewhere."""
+    with contextlib.suppress(OSError, StopIteration, ValueError):
+        line = next(line for line in Path("/proc/self/status").read_text().splitlines() if line.startswith(field))
+        return int(line.split()[1]) / 1024
+    return None
+
+
 def current_memory_mb() -> float:
     """Memory in use now: GPU bytes allocated, or this process's resident set size, in MB."""
     import torch
 
     if torch.cuda.is_available():
         return torch.cuda.memory_allocated() / 2**20
-    with contextlib.suppress(OSError, StopIteration, ValueError):
-        line = next(line for line in Path("/proc/self/status").read_text().splitlines() if line.startswith("VmRSS"))
-        return int(line.split()[1]) / 1024
-    return 0.0
+    resident = _proc_status_mb("VmRSS")
+    return resident if resident is not None else 0.0
 
 
 def peak_memory_mb() -> float:
@@ -127,9 +134,9 @@ def peak_memory_mb() -> float:
 
     if torch.cuda.is_available():
         return torch.cuda.max_memory_allocated() / 2**20
-    with contextlib.suppress(OSError, StopIteration, ValueError):
-        line = next(line for line in Path("/proc/self/status").read_text().splitlines() if line.startswith("VmHWM"))
-        return int(line.split()[1]) / 1024  # kB
+    peak = _proc_status_mb("VmHWM")
+    if peak is not None:
+        return peak
     scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, kB on Linux (lifetime peak)
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
 
@@ -318,13 +325,13 @@ def run_baseline(model, tokenizer, train_texts: list[str], settings: BenchSettin
     peak = peak_memory_mb()
     tokens = int(sum(sum(mask) for mask in encoded["attention_mask"]))
     slots = len(encoded["input_ids"]) * settings.baseline_max_length
+    whole = tokenizer(train_texts)["input_ids"]  # uncut: what padding and the cut cost
     return {"model": lora_model, "useful_tokens": tokens, "computed_tokens": slots, "step_seconds": timer.seconds,
             "steps": timer.steps, "wall_seconds": time.perf_counter() - started, "peak_mb": peak,
             "added_mb": peak - before, "tokens_per_s": tokens / timer.seconds if timer.seconds else None,
-            "padding_share": 1 - tokens / slots, "precision": "float32", "max_length": settings.baseline_max_length,
-            "learning_rate": settings.learning_rate,
-            "cut_before_end": sum(len(ids) > settings.baseline_max_length
-                                  for ids in tokenizer(train_texts)["input_ids"])}
+            "padding_share": padding_share(whole, settings.baseline_max_length), "precision": "float32",
+            "max_length": settings.baseline_max_length, "learning_rate": settings.learning_rate,
+            "cut_before_end": sum(len(ids) > settings.baseline_max_length for ids in whole)}
 
 
 def run_lab(model, tokenizer, splits, settings: BenchSettings, output_dir: Path, modules: dict) -> dict:
@@ -469,7 +476,8 @@ def speed_ladder(model, tokenizer, train_texts: list[str], settings: BenchSettin
         label = rung.label + ("" if bf16 or not rung.bf16 else " (bf16 not native here: float32)")
         results.append({"rung": label, "tokens_per_s": tokens / seconds if seconds else None,
                         "seconds_per_step": seconds / settings.ladder_steps, "useful_tokens": tokens})
-        _free(lora_model, base, optimizer)
+        del lora_model, base, optimizer  # before the next rung's copy
+        gc.collect()
     return results
 
 
@@ -505,13 +513,6 @@ def format_table(arms: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-def _free(*objects) -> None:
-    import gc
-
-    del objects
-    gc.collect()
-
-
 def run_bench(settings: BenchSettings, *, load_model: Callable[[], tuple[Any, Any]], train_texts: list[str],
               heldout_texts: list[str], prompts: list[str], modules: dict, store=None,
               work_dir: str | Path | None = None) -> dict:
@@ -543,7 +544,8 @@ def run_bench(settings: BenchSettings, *, load_model: Callable[[], tuple[Any, An
         _print(f"baseline: {len(train_texts)} recipes, padded to {settings.baseline_max_length}, float32, Trainer")
         baseline = run_baseline(model, tokenizer, train_texts, settings, work / "baseline", modules["stage3"])
         arms["baseline"] = _measure(baseline, tokenizer, heldout_texts, prompts, settings, "baseline")
-        _free(model, baseline.pop("model"))
+        del model, baseline["model"]  # the next arm loads its own copy; this one's memory goes first
+        gc.collect()
 
         # -- lab ---------------------------------------------------------------------------------------------
         model, tokenizer = load_model()
@@ -576,7 +578,8 @@ def run_bench(settings: BenchSettings, *, load_model: Callable[[], tuple[Any, An
         _print(f"generation, {len(prompts)} prompts × ≤ {compare} new tokens: batched with KV cache "
                f"{_rate(batched)} tok/s, one by one with KV cache {_rate(one_by_one)} tok/s, "
                f"one prompt without KV cache {_rate(no_cache)} tok/s")
-        _free(lab_model)
+        del model, lab_model, arms["lab"]["model"]  # freed; and the saved result carries no model repr
+        gc.collect()
 
         # -- each piece's gain ----------------------------------------------------------------------------------
         if settings.ladder_steps > 0:
@@ -585,7 +588,8 @@ def run_bench(settings: BenchSettings, *, load_model: Callable[[], tuple[Any, An
             ladder = speed_ladder(model, tokenizer, list(train_texts), settings, lab_max_length=lab["max_length"],
                                   can_bf16=bool(modules["stage4b"].precision_settings()["bf16"]))
             results["ladder"] = ladder
-            _free(model)
+            del model
+            gc.collect()
             _print("speed ladder (useful tokens/s of training steps, one piece at a time):")
             first = ladder[0]["tokens_per_s"] if ladder else None
             for rung in ladder:
