@@ -149,7 +149,7 @@ def test_bench_end_to_end_on_a_tiny_model(tmp_path, tokenizer, capsys):
         assert arm["perplexity"] > 1 and 0 <= arm["stop_rate"] <= 1 and arm["peak_mb"] > 0
     ladder = [rung["rung"] for rung in results["ladder"]]
     assert ladder[0].endswith("(baseline)") and ladder[1].startswith("+ batches grouped")
-    assert "the lab's default" in ladder[-4] and len(ladder) == 11
+    assert "the lab's default" in ladder[-4] and len(ladder) == 12
     assert all(rung["tokens_per_s"] > 0 for rung in results["ladder"])
     assert saved["table"] == results["table"] and set(saved["arms"]) == {"baseline", "lab"}
     assert not any("model" in arm for arm in saved["arms"].values()), "numbers only, no model in the store"

@@ -87,8 +87,8 @@ def test_a_tiny_run_streams_metrics_and_saves_the_adapter(modules, store, tmp_pa
     assert run["status"] == "finished" and run["summary"]["steps"] == 3 and run["summary"]["completed"]
     assert run["summary"]["eval_loss"] == pytest.approx(validation[-1]["loss"])
     assert summary["target_modules"] == ["q_proj", "v_proj"]
-    # the default path: batches grouped by length (little padding)
-    assert summary["group_by_length"] and not summary["packed"]
+    # the default path: batches grouped by length (little padding), the loss a slice at a time
+    assert summary["group_by_length"] and not summary["packed"] and summary["chunked_loss"]
     assert 0 <= summary["padding_share"] < 1
     assert summary["model"] is not None and "model" not in run["summary"]  # the model goes back to the caller only
 

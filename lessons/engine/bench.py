@@ -359,6 +359,7 @@ def run_lab(model, tokenizer, splits, settings: BenchSettings, output_dir: Path,
             "added_mb": peak - before, "tokens_per_s": summary.get("tokens_per_s"),
             "padding_share": summary.get("padding_share"), "attention": summary.get("attention"),
             "group_by_length": summary.get("group_by_length"), "frozen_in_bf16": summary.get("frozen_in_bf16"),
+            "chunked_loss": summary.get("chunked_loss"),
             "precision": "bfloat16" if summary.get("bf16") else "float32", "max_length": train_settings.max_length,
             "learning_rate": train_settings.learning_rate,
             "packed": summary.get("packed"), "end_init": summary.get("end_init"),
@@ -384,20 +385,23 @@ class Rung:
     end_row: bool = False           # [END]'s embedding row trained (trainable_token_indices)
     attention: str = "sdpa"
     all_linear: bool = False        # LoRA on every linear layer instead of q/v
+    chunked_loss: bool = False      # output layer and loss a slice at a time (ChunkedLoss)
 
 
 def ladder_rungs() -> list[Rung]:
     """The baseline, then one piece added per rung up to the lab's default, then three alternatives measured."""
-    lab = dict(batching="grouped", bf16=True, dropout=0.0, frozen_bf16=True, whole=True, no_mask=True, end_row=True)
+    lab = dict(batching="grouped", bf16=True, dropout=0.0, frozen_bf16=True, whole=True, no_mask=True, end_row=True,
+               chunked_loss=True)
     return [
         Rung("float32, padded to 256, random batches (baseline)"),
         Rung("+ batches grouped by length, padded to their longest", batching="grouped"),
         Rung("+ bf16 autocast", batching="grouped", bf16=True),
         Rung("+ no LoRA dropout", batching="grouped", bf16=True, dropout=0.0),
         Rung("+ frozen weights kept in bf16", batching="grouped", bf16=True, dropout=0.0, frozen_bf16=True),
-        Rung("+ whole recipes (not cut at 256)", **{**lab, "no_mask": False, "end_row": False}),
-        Rung("+ no attention mask for right padding", **{**lab, "end_row": False}),
-        Rung("+ [END] row trained: the lab's default", **lab),
+        Rung("+ whole recipes (not cut at 256)", **{**lab, "no_mask": False, "end_row": False, "chunked_loss": False}),
+        Rung("+ no attention mask for right padding", **{**lab, "end_row": False, "chunked_loss": False}),
+        Rung("+ [END] row trained", **{**lab, "chunked_loss": False}),
+        Rung("+ loss in slices of 128 tokens: the lab's default", **lab),
         Rung("  instead: packed into one row", **{**lab, "batching": "packed"}),
         Rung("  instead: eager attention, not SDPA", **{**lab, "attention": "eager"}),
         Rung("  instead: LoRA on every linear layer", **{**lab, "all_linear": True}),
@@ -417,6 +421,7 @@ def speed_ladder(model, tokenizer, train_texts: list[str], settings: BenchSettin
     import torch
     from peft import LoraConfig, TaskType, get_peft_model
 
+    from .chunked_loss import ChunkedLoss
     from .training import FrozenInBf16, speed_up_trainable_tokens, without_right_padding_mask
 
     if settings.ladder_steps <= 0:
@@ -457,7 +462,8 @@ def speed_ladder(model, tokenizer, train_texts: list[str], settings: BenchSettin
                                       lr=settings.learning_rate)
         bf16 = rung.bf16 and can_bf16
         seconds, tokens = 0.0, 0
-        with FrozenInBf16(lora_model, enabled=bf16 and rung.frozen_bf16):
+        with FrozenInBf16(lora_model, enabled=bf16 and rung.frozen_bf16), \
+                ChunkedLoss(lora_model, enabled=rung.chunked_loss):
             for timed_step, batch in [(False, b) for b in batches(rung, warm_up)] + \
                                      [(True, b) for b in batches(rung, timed)]:
                 real = useful_tokens(batch)

@@ -34,6 +34,7 @@ from typing import Any, Callable
 
 from transformers import TrainerCallback
 
+from .chunked_loss import ChunkedLoss
 from .constants import END_MARKER
 from .store import Store
 
@@ -89,6 +90,11 @@ class TrainSettings:
         "help": "with bf16 autocast, keep the frozen base weights in bfloat16 while training, so they are not "
                 "converted again at every step (+5 % with SDPA, +13 % with eager attention, one interleaved run on "
                 "the CPU); the adapter trains in float32 and the exact float32 weights are put back afterwards"})
+    chunked_loss: bool = field(default=True, metadata={
+        "help": "compute the output layer and the loss a slice of 128 tokens at a time, never holding all the "
+                "vocabulary-wide logits (lessons/engine/chunked_loss.py; same loss and gradients). Measured on "
+                "the 2-core CPU, alternating steps: 4 recipes of 751 tokens 9.6 s instead of 12.0 s a step, "
+                "4 of 201 tokens 2.1 s instead of 2.5 s, 4 of 101 the same"})
     packing: bool = field(default=False, metadata={
         "help": "padding-free batches instead: a step's recipes are laid end to end in one row, each attending "
                 "only to itself (position ids restart per recipe). No padding at all, but on a CPU attention "
@@ -612,7 +618,9 @@ def run_training(settings: TrainSettings, *, store: Store, run_id: str, modules:
             trainer = None
         else:
             collator = TrainingCollator(collator, callback)
-            with FrozenInBf16(lora_model, enabled=bool(args.bf16) and settings.frozen_in_bf16):
+            with FrozenInBf16(lora_model, enabled=bool(args.bf16) and settings.frozen_in_bf16), \
+                    ChunkedLoss(lora_model, enabled=settings.chunked_loss) as chunked:
+                summary["chunked_loss"] = chunked.active
                 trainer = stage4b.train(lora_model, tokenizer, tokenized["train"], tokenized["validation"], args,
                                         callbacks=[callback], data_collator=collator,
                                         resume_from_checkpoint=str(checkpoint) if checkpoint else None)
