@@ -73,8 +73,14 @@ when it has learned where the end is. Sampling (stage 6) breaks the loops.
 batch on filler. The lab puts recipes of similar length in the same batch and
 pads each batch only to its longest recipe, computes in bfloat16 where the
 hardware has it, and skips the LoRA dropout (drawing the random mask cost
-7.6 % of a CPU step). ``python -m lessons bench`` measures each piece against
-the original recipe; the dashboard draws it.
+7.6 % of a CPU step). One more: the model's last layer scores every one of
+the 49,153 tokens of the vocabulary at every position; for a batch of four
+long recipes that table of scores, in float32, is bigger than the whole model.
+The lab computes the loss from it 128 positions at a time, so the table never
+exists at once (same loss, same gradients; a long step takes a fifth less
+time).
+``python -m lessons bench`` measures each piece against the original recipe;
+the dashboard draws it.
 
 Fill in the TODOs top to bottom, then run ``pytest checks/stage4b``.
 """
