@@ -65,7 +65,7 @@ def loss_and_gradients(model, inputs, *, chunked: bool, bf16: bool = False, **kw
 @pytest.mark.parametrize("make, targets, embeddings", [(tiny_llama, ["q_proj", "v_proj"], "embed_tokens"),
                                                        (tiny_gpt2, ["c_attn"], "wte")])
 def test_loss_and_gradients_equal_the_models_own(tokenizer, make, targets, embeddings, monkeypatch):
-    monkeypatch.setattr("lessons.engine.chunked_loss.chunk_tokens", lambda vocab_size: CHUNK)
+    monkeypatch.setattr("lessons.engine.chunked_loss.chunk_tokens", lambda vocab_size, device_type="cpu": CHUNK)
     model = lora_model(tokenizer, make, targets, embeddings)
     inputs = batch(tokenizer)
     for extra in ({}, {"num_items_in_batch": torch.tensor(40)}):  # the mean, and the Trainer's divisor
