@@ -5,9 +5,9 @@ row of the vocabulary (49,153 for SmolLM2 with ``[END]``), then cross-entropy.
 transformers computes all of it at once: for a batch of 4 recipes of 751 tokens
 that is 3,004 × 49,153 logits, copied to float32 (590 MB), their log-softmax
 (590 MB more), and as many numbers again going backward. On the 2-core CPU
-those tensors are too big for any cache and are allocated afresh every step, and
-a profile of one such step showed the log-softmax forward and backward, the
-copies and the zero-filling around them taking about a quarter of the step.
+those tensors are too big for any cache and are allocated afresh every step: in
+a profile of one such step the log-softmax forward and backward took 13 % of
+the time, and copying and zero-filling, much of it of these tensors, 15 % more.
 
 Here the same numbers come out of a loop over slices of ``chunk`` tokens: a
 slice's logits, their log-sum-exp, the loss, and at once the slice's gradient
@@ -16,7 +16,9 @@ Only a (tokens × hidden) gradient is kept for the backward pass. This is the
 "fused linear cross-entropy" that GPU libraries (Liger Kernel, Apple's Cut
 Cross-Entropy) use to save memory; the matrix products are the same as before,
 only the big temporary tensors are gone. ``tests/test_chunked_loss.py`` checks
-loss and gradients against transformers' own loss.
+loss and gradients against transformers' own loss. Measured on the 2-core CPU,
+steps alternating with and without it: 4 × 751 tokens 9.6 s instead of 12.0 s,
+4 × 201 tokens 2.1 s instead of 2.5 s, 4 × 101 tokens the same.
 
 Used while training when the model is one whose forward is "decoder, output
 layer, ``ForCausalLMLoss``" (Llama such as SmolLM2, GPT-2) and the output layer
