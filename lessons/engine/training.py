@@ -66,8 +66,8 @@ class TrainSettings:
     learning_rate: float = field(default=5e-3, metadata={
         "help": "peak learning rate, then falling linearly to 0. Measured on 128 Wikibooks recipes (32 steps of 4, "
                 "LoRA r=8 on q/v), held-out perplexity and sampled generations that finish with DIRECTIONS and "
-                "[END]: 1e-3 gave 9.75 and 0 of 12, 3e-3 8.51 and 18 of 24, 5e-3 8.34 and 22 of 24 (with four other "
-                "seeds, 19 to 21 of 24). A LoRA adapter starts at zero, and a short run needs big steps"})
+                "[END]: 1e-3 gave 9.75 and 0 of 12, 3e-3 8.51 and 18 of 24, 5e-3 8.34 and 22 of 24 (19 to 21 of 24 "
+                "over four seeds, in later runs). A LoRA adapter starts at zero, and a short run needs big steps"})
     batch_size: int = field(default=4, metadata={"help": "recipes per step (4 × 256 tokens fits a laptop)"})
     epochs: float = field(default=1.0, metadata={"help": "passes over the training recipes (unless max_steps > 0)"})
     max_steps: int = field(default=-1, metadata={"help": "stop after this many steps; -1 = run the epochs"})
