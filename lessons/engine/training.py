@@ -90,7 +90,7 @@ class TrainSettings:
                 "converted again at every step (+5 % with SDPA, +13 % with eager attention, one interleaved run on "
                 "the CPU); the adapter trains in float32 and the exact float32 weights are put back afterwards"})
     chunked_loss: bool = field(default=True, metadata={
-        "help": "compute the output layer and the loss a slice of 128 tokens at a time, never holding all the "
+        "help": "compute the output layer and the loss a slice at a time (128 tokens on a CPU), never holding all the "
                 "vocabulary-wide logits (lessons/engine/chunked_loss.py; same loss and gradients). Measured on "
                 "the 2-core CPU, alternating steps: 4 recipes of 751 tokens 9.6 s instead of 12.0 s a step, "
                 "4 of 201 tokens 2.1 s instead of 2.5 s, 4 of 101 the same"})
