@@ -143,7 +143,7 @@ def linear_cross_entropy(hidden, weight, labels, *, rows=None, rows_weight=None,
 
 
 def _output_layer(causal_lm):
-    """``(weight, rows, rows_weight)`` of a frozen bias-free output layer, plain or with peft's trained rows; or None."""
+    """``(weight, rows, rows_weight)`` of a frozen, bias-free output layer (with peft's trained rows), or None."""
     import torch
 
     head = causal_lm.get_output_embeddings()
