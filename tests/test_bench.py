@@ -152,6 +152,10 @@ def test_bench_end_to_end_on_a_tiny_model(tmp_path, tokenizer, capsys):
     assert "the lab's default" in ladder[-4] and len(ladder) == 12
     assert all(rung["tokens_per_s"] > 0 for rung in results["ladder"])
     assert saved["table"] == results["table"] and set(saved["arms"]) == {"baseline", "lab"}
+    # the arithmetic per second of both arms, and no peak claimed for a CPU
+    assert baseline["flops_per_s"] > 0 and lab["flops_per_s"] > 0 and lab["model_flops"] >= baseline["model_flops"]
+    arithmetic = next(line for line in printed if line.startswith("model arithmetic"))
+    assert torch.cuda.is_available() or "no peak known" in arithmetic
     assert not any("model" in arm for arm in saved["arms"].values()), "numbers only, no model in the store"
     assert results["eval"]["packed"]["perplexity"] == pytest.approx(results["eval"]["padded"]["perplexity"],
                                                                     rel=1e-3)

@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .constants import END_MARKER, PROMPT_TEMPLATE
+from .flops import PEAK_ENV, peak_flops, training_flops
 
 IGNORE_INDEX = -100  # the label cross-entropy skips
 
@@ -326,7 +327,9 @@ def run_baseline(model, tokenizer, train_texts: list[str], settings: BenchSettin
     tokens = int(sum(sum(mask) for mask in encoded["attention_mask"]))
     slots = len(encoded["input_ids"]) * settings.baseline_max_length
     whole = tokenizer(train_texts)["input_ids"]  # uncut: what padding and the cut cost
+    flops = training_flops(lora_model, [min(len(ids), settings.baseline_max_length) for ids in whole])
     return {"model": lora_model, "useful_tokens": tokens, "computed_tokens": slots, "step_seconds": timer.seconds,
+            "model_flops": flops, "flops_per_s": flops / timer.seconds if timer.seconds else None,
             "steps": timer.steps, "wall_seconds": time.perf_counter() - started, "peak_mb": peak,
             "added_mb": peak - before, "tokens_per_s": tokens / timer.seconds if timer.seconds else None,
             "padding_share": padding_share(whole, settings.baseline_max_length), "precision": "float32",
@@ -354,8 +357,11 @@ def run_lab(model, tokenizer, splits, settings: BenchSettings, output_dir: Path,
     tokens = int(summary.get("tokens_seen") or 0)
     step_seconds = tokens / summary["tokens_per_s"] if summary.get("tokens_per_s") else None
     share = summary.get("padding_share") or 0.0
+    whole = tokenizer(list(splits["train"]["text"]))["input_ids"]
+    flops = training_flops(summary["model"], [min(len(ids), train_settings.max_length) for ids in whole])
     return {"model": summary["model"], "useful_tokens": tokens, "computed_tokens": round(tokens / (1 - share)),
-            "step_seconds": step_seconds, "steps": summary.get("steps"), "wall_seconds": wall, "peak_mb": peak,
+            "step_seconds": step_seconds, "model_flops": flops,
+            "flops_per_s": flops / step_seconds if step_seconds else None, "steps": summary.get("steps"), "wall_seconds": wall, "peak_mb": peak,
             "added_mb": peak - before, "tokens_per_s": summary.get("tokens_per_s"),
             "padding_share": summary.get("padding_share"), "attention": summary.get("attention"),
             "group_by_length": summary.get("group_by_length"), "frozen_in_bf16": summary.get("frozen_in_bf16"),
@@ -363,8 +369,7 @@ def run_lab(model, tokenizer, splits, settings: BenchSettings, output_dir: Path,
             "precision": "bfloat16" if summary.get("bf16") else "float32", "max_length": train_settings.max_length,
             "learning_rate": train_settings.learning_rate,
             "packed": summary.get("packed"), "end_init": summary.get("end_init"),
-            "cut_before_end": sum(len(ids) > train_settings.max_length
-                                  for ids in tokenizer(list(splits["train"]["text"]))["input_ids"])}
+            "cut_before_end": sum(len(ids) > train_settings.max_length for ids in whole)}
 
 
 # -- the speed ladder: each piece's gain ---------------------------------------------------------------------
@@ -625,6 +630,8 @@ def run_bench(settings: BenchSettings, *, load_model: Callable[[], tuple[Any, An
                f"{arms['baseline']['precision']}, lab {arms['lab']['precision']}; learning rate baseline "
                f"{arms['baseline']['learning_rate']:g}, lab {arms['lab']['learning_rate']:g}; memory added by "
                f"training: baseline {arms['baseline']['added_mb']:.0f} MB, lab {arms['lab']['added_mb']:.0f} MB")
+        results["peak_flops"] = peak_flops()
+        _print(arithmetic_line(arms, results["peak_flops"], results["device"]))
         _print()
         _print(results["table"])
         if store is not None:
@@ -633,6 +640,21 @@ def run_bench(settings: BenchSettings, *, load_model: Callable[[], tuple[Any, An
         if temporary is not None:
             temporary.cleanup()
     return results
+
+
+def arithmetic_line(arms: dict[str, dict], peak: float | None, device: str) -> str:
+    """Model FLOPs per second of both arms' training steps and, where the device's peak is known, its share."""
+    def rate(arm: dict) -> str:
+        value = arm.get("flops_per_s")
+        if value is None:
+            return "-"
+        share = f" ({value / peak:.1%} of the peak)" if peak else ""
+        return f"{value / 1e9:,.0f} GFLOP/s{share}"
+
+    known = (f"peak bf16 {peak / 1e12:,.1f} TFLOP/s" if peak else
+             f"no peak known for {device} (set {PEAK_ENV} in TFLOP/s to compare)")
+    return (f"model arithmetic of the training steps (real tokens only; lessons/engine/flops.py): "
+            f"baseline {rate(arms['baseline'])}, lab {rate(arms['lab'])}; {known}")
 
 
 def _rate(result: dict) -> str:
