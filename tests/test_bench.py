@@ -122,7 +122,8 @@ def test_bench_end_to_end_on_a_tiny_model(tmp_path, tokenizer, capsys):
     heldout = [row["text"] for row in rows[8:10]]
     prompts = [PROMPT_TEMPLATE.format(title=row["title"]) for row in rows[10:12]]
     settings = bench.BenchSettings(n_train=8, n_heldout=2, n_prompts=2, max_new_tokens=6, batch_size=4,
-                                   learning_rate=1e-3, rank=4, alpha=8, ladder_steps=1, compare_tokens=4)
+                                   learning_rate=1e-3, rank=4, alpha=8, ladder_steps=1, compare_tokens=4,
+                                   epochs=2)
     modules = {key: load_stage_module(key, reference=True) for key in STAGES}
 
     def load_model():
@@ -139,12 +140,16 @@ def test_bench_end_to_end_on_a_tiny_model(tmp_path, tokenizer, capsys):
     assert printed[-3].startswith("baseline") and printed[-2].startswith("lab")
     baseline, lab = results["arms"]["baseline"], results["arms"]["lab"]
     real = sum(len(ids) for ids in tokenizer(train_texts)["input_ids"])  # [END] is plain text to this tokenizer
+    assert baseline["steps"] == lab["steps"] == 4  # 8 recipes in batches of 4, twice over (epochs=2)
     assert lab["useful_tokens"] >= baseline["useful_tokens"]
-    assert baseline["useful_tokens"] <= 8 * 256 and baseline["computed_tokens"] == 8 * 256
+    assert baseline["computed_tokens"] == 2 * 8 * 256
     # grouped by length, padded to each batch's longest (with 8 recipes transformers' sampler groups hardly at all)
     assert 0.0 <= lab["padding_share"] < 1 and lab["packed"] is False
     assert lab["computed_tokens"] >= lab["useful_tokens"]
-    assert lab["useful_tokens"] <= real + 8  # the configured tokenizer makes [END] one token: never more tokens
+    assert lab["useful_tokens"] <= 2 * (real + 8)  # the configured tokenizer makes [END] one token: never more
+    configured = real_tokenizer()  # with [END] as one token, as both arms have it
+    modules["stage3"].configure_tokenizer(configured, tiny_llama(configured))
+    assert baseline["useful_tokens"] == 2 * sum(min(len(ids), 256) for ids in configured(train_texts)["input_ids"])
     for arm in (baseline, lab):
         assert arm["perplexity"] > 1 and 0 <= arm["stop_rate"] <= 1 and arm["peak_mb"] > 0
     ladder = [rung["rung"] for rung in results["ladder"]]
