@@ -170,6 +170,7 @@ def test_bench_end_to_end_on_a_tiny_model(tmp_path, tokenizer, capsys):
     rows = bench_rows(saved)
     assert [row["arm"] for row in rows["arms"]] == ["original assignment", "LoRA Kitchen"]
     assert rows["arms"][0]["padding_share"] > 0 and rows["arms"][1]["padding_share"] >= 0
+    assert rows["arms"][0]["epoch_seconds"] == pytest.approx(baseline["step_seconds"] / 2)  # two epochs ran
     charts = bench_charts(saved)
     assert len(charts) == 5 and all(chart.to_dict()["data"] for chart in charts)
 

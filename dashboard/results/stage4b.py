@@ -174,12 +174,13 @@ def bench_rows(result: dict) -> dict[str, list[dict]]:
     """The benchmark's numbers as chart rows: per arm (padding, tokens/s, time per epoch) and the speed ladder."""
     arms = result.get("arms") or {}
     names = {"baseline": "original assignment", "lab": "LoRA Kitchen"}
+    epochs = max(1, int((result.get("settings") or {}).get("epochs") or 1))  # older results: one pass
     per_arm = []
     for key in ("baseline", "lab"):
         arm = arms.get(key) or {}
         per_arm.append({"arm": names[key], "padding_share": float(arm.get("padding_share") or 0.0),
                         "tokens_per_s": float(arm.get("tokens_per_s") or 0.0),
-                        "epoch_seconds": float(arm.get("step_seconds") or 0.0),
+                        "epoch_seconds": float(arm.get("step_seconds") or 0.0) / epochs,
                         "stop_rate": float(arm.get("stop_rate") or 0.0),
                         "perplexity": arm.get("perplexity")})
     ladder = [{"rung": f"{i + 1}. {rung['rung']}", "tokens_per_s": float(rung.get("tokens_per_s") or 0.0)}
