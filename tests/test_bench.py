@@ -173,6 +173,8 @@ def test_bench_end_to_end_on_a_tiny_model(tmp_path, tokenizer, capsys):
     assert rows["arms"][0]["epoch_seconds"] == pytest.approx(baseline["step_seconds"] / 2)  # two epochs ran
     charts = bench_charts(saved)
     assert len(charts) == 5 and all(chart.to_dict()["data"] for chart in charts)
+    # each bar gets its height (a fixed chart height squashed the two bars to lines in the browser)
+    assert all(chart.to_dict()["height"] == {"step": 30} for chart in charts[:4])
 
 
 def test_fast_trainable_tokens_give_the_same_outputs_and_gradients(tokenizer):

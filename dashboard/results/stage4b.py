@@ -202,7 +202,9 @@ def bench_charts(result: dict) -> list:
         return alt.Chart(arms).mark_bar().encode(
             y=alt.Y("arm:N", title=None, sort=["original assignment", "LoRA Kitchen"]),
             x=alt.X(f"{field}:Q", title=title, axis=alt.Axis(format=fmt)), color=colour,
-            tooltip=["arm:N", alt.Tooltip(f"{field}:Q", title=title, format=fmt)]).properties(height=90, title=title)
+            tooltip=["arm:N", alt.Tooltip(f"{field}:Q", title=title, format=fmt)]).properties(
+            # a height per bar: a fixed 90 px for the whole chart drew each bar as a 1-px line in Streamlit 1.67
+            height=alt.Step(30), title=title)
 
     charts = [bars("padding_share", "Share of each batch that is padding", ".0%"),
               bars("tokens_per_s", "Useful tokens per second (higher is better)", ",.0f"),
@@ -211,7 +213,8 @@ def bench_charts(result: dict) -> list:
     if rows["ladder"]:
         ladder = pd.DataFrame(rows["ladder"])
         charts.append(alt.Chart(ladder).mark_bar(color="#2e7d32").encode(
-            y=alt.Y("rung:N", title=None, sort=None), x=alt.X("tokens_per_s:Q", title="useful tokens per second"),
+            y=alt.Y("rung:N", title=None, sort=None, axis=alt.Axis(labelLimit=420)),  # whole rung names
+            x=alt.X("tokens_per_s:Q", title="useful tokens per second"),
             tooltip=["rung:N", alt.Tooltip("tokens_per_s:Q", format=",.0f")]).properties(
             title="One piece at a time: training steps on the same recipes"))
     return charts
@@ -226,14 +229,14 @@ def draw_bench(store: Store) -> None:
         with Store() as own:
             result = own.result("stage4b", "bench")
     if not result:
-        st.info("No benchmark yet. In a terminal: `python -m lessons bench --quick` (about 10 minutes on a "
+        st.info("No benchmark yet. In a terminal: `python -m lessons bench --quick` (about 13 minutes on a "
                 "2-core CPU) trains the original assignment's recipe and LoRA Kitchen's on the same recipes "
                 "and draws the difference here.")
         return
     st.caption("Padding is compute spent on nothing: a 256-token batch of recipes is about a quarter filler, "
                "and cutting at 256 loses the [END] of a third of them. Batches of recipes of similar length, "
-               "padded only to their longest, remove most of the filler, and bf16 does the arithmetic in half "
-               "the bits. "
+               "padded only to their longest, remove most of the filler, bf16 does the arithmetic in half "
+               "the bits, and the loss over the 49,153-token vocabulary is computed a slice at a time. "
                f"Measured on {result.get('device', 'this machine')}.")
     with friendly("drawing the benchmark"):
         for chart in bench_charts(result):
