@@ -11,8 +11,9 @@ same held-out recipes, the same number of each):
   default ``TrainSettings`` (whole recipes up to 768 tokens, batches grouped by
   length and padded only to their longest, bf16 autocast where the hardware
   has it with the frozen weights kept in bf16, no LoRA dropout, SDPA attention
-  without a mask for right-padded batches (its causal path), fused AdamW on a
-  GPU, lr 5e-3, ``[END]`` started from the end-of-sequence row and trained).
+  without a mask for right-padded batches (its causal path), the output layer
+  and the loss a slice at a time (``ChunkedLoss``), fused AdamW on a GPU, lr
+  5e-3, ``[END]`` started from the end-of-sequence row and trained).
 
 Both are then measured the same way: held-out perplexity over whole recipes
 (no truncation, padding never counted), and the stop rate: generations from a
@@ -25,8 +26,9 @@ Greedy decoding is reported too (a small model decoded greedily loops).
 Around that it reports what else the lab made fast: the warm model load (the
 safetensors cache), perplexity evaluation with and without padding waste,
 generation batched with the KV cache vs one prompt at a time, and a ladder of
-training-step timings that adds one piece at a time (``ladder_rungs``). The
-results go to the store (``stage4b``/``bench``) for the dashboard's chart; the
+training-step timings that adds one piece at a time (``ladder_rungs``), and
+the model arithmetic per second of both arms with, on a GPU whose peak it
+knows, the share of that peak (``flops.py``). The results go to the store (``stage4b``/``bench``) for the dashboard's chart; the
 table's last line is the ratio lab / baseline.
 """
 from __future__ import annotations
