@@ -28,8 +28,9 @@ safetensors cache), perplexity evaluation with and without padding waste,
 generation batched with the KV cache vs one prompt at a time, and a ladder of
 training-step timings that adds one piece at a time (``ladder_rungs``), and
 the model arithmetic per second of both arms with, on a GPU whose peak it
-knows, the share of that peak (``flops.py``). The results go to the store (``stage4b``/``bench``) for the dashboard's chart; the
-table's last line is the ratio lab / baseline.
+knows, the share of that peak (``flops.py``). The results go to the store
+(``stage4b``/``bench``) for the dashboard's chart; the table's last line is
+the ratio lab / baseline.
 """
 from __future__ import annotations
 
@@ -330,10 +331,10 @@ def run_baseline(model, tokenizer, train_texts: list[str], settings: BenchSettin
     before = current_memory_mb()
     trainer.train()
     peak = peak_memory_mb()
-    tokens = int(sum(sum(mask) for mask in encoded["attention_mask"])) * settings.epochs
-    slots = len(encoded["input_ids"]) * settings.baseline_max_length * settings.epochs
     whole = tokenizer(train_texts)["input_ids"]  # uncut: what padding and the cut cost
-    cut = [min(len(ids), settings.baseline_max_length) for ids in whole]
+    cut = [min(len(ids), settings.baseline_max_length) for ids in whole]  # the real tokens of each padded row
+    tokens = sum(cut) * settings.epochs
+    slots = len(cut) * settings.baseline_max_length * settings.epochs
     flops = training_flops(lora_model, cut) * settings.epochs
     return {"model": lora_model, "useful_tokens": tokens, "computed_tokens": slots, "step_seconds": timer.seconds,
             "model_flops": flops, "flops_per_s": flops / timer.seconds if timer.seconds else None,

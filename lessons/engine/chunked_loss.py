@@ -188,6 +188,7 @@ class ChunkedLoss:
         original = self.causal_lm.forward
 
         def forward(input_ids=None, attention_mask=None, labels=None, num_items_in_batch=None, **kwargs):
+            # looked up per call: inside peft's disable_adapter() the trained rows must not be used
             output_layer = _output_layer(self.causal_lm)
             if labels is None or output_layer is None or kwargs.get("return_dict") is False:
                 return original(input_ids=input_ids, attention_mask=attention_mask, labels=labels,
