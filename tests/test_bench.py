@@ -115,15 +115,47 @@ def test_table_has_both_rows_and_the_ratio_last():
     assert "n/a" in lines[-1]
 
 
+def test_a_bigger_budget_samples_the_same_first_tokens(tokenizer):
+    """The bench reads "stopped within 320 tokens" off generations of up to 512: that is only the stop rate a
+    320-token run would give if sampling with the same seed writes the same first tokens whatever the budget."""
+    torch.manual_seed(0)
+    model = tiny_llama(tokenizer)
+    prompts = [PROMPT_TEMPLATE.format(title=title) for title in ("Lentil Soup", "Apple Pie")]
+    sampled = dict(temperature=0.9, top_p=0.95, samples=2, seed=3)
+    short = bench.generate(model, tokenizer, prompts, max_new_tokens=6, **sampled)
+    long = bench.generate(model, tokenizer, prompts, max_new_tokens=14, **sampled)
+    assert short["new_tokens"] == [6, 6, 6, 6] and long["new_tokens"] == [14, 14, 14, 14]  # the tiny model never stops
+    assert [row[:6] for row in long["ids"]] == short["ids"]
+    assert len({tuple(row) for row in long["ids"]}) > 1, "sampled, not greedy: the samples differ"
+
+
+def test_stop_rate_within_counts_ends_among_the_first_tokens():
+    result = {"stopped_at_end": [True, True, False, True], "new_tokens": [5, 9, 12, 12]}
+    assert bench.stop_rate_within(result, 8) == 0.25
+    assert bench.stop_rate_within(result, 9) == 0.5   # [END] as the 9th new token is within 9
+    assert bench.stop_rate_within(result, 12) == 0.75
+
+
+def test_recipe_lengths_count_the_tokens_after_the_prompt(tokenizer):
+    """What a generation must write to finish a recipe: everything after "RECIPE: title\nINGREDIENTS:"."""
+    texts = [row["text"] for row in fixture_rows()[:3]]
+    lengths = bench.recipe_lengths_after_prompt(tokenizer, texts)
+    for text, length in zip(texts, lengths):
+        prompt = text[:text.index("INGREDIENTS:") + len("INGREDIENTS:")]
+        assert 0 < length < len(tokenizer(text)["input_ids"])
+        assert tokenizer.decode(tokenizer(text)["input_ids"][-length:]).strip().endswith(END_MARKER)
+        assert tokenizer.decode(tokenizer(text)["input_ids"][:-length]) == prompt
+
+
 def test_bench_end_to_end_on_a_tiny_model(tmp_path, tokenizer, capsys):
     """One tiny bench: both arms train, both are measured, the table prints last and the store has it."""
     rows = fixture_rows()
     train_texts = [row["text"] for row in rows[:8]]
     heldout = [row["text"] for row in rows[8:10]]
     prompts = [PROMPT_TEMPLATE.format(title=row["title"]) for row in rows[10:12]]
-    settings = bench.BenchSettings(n_train=8, n_heldout=2, n_prompts=2, max_new_tokens=6, batch_size=4,
-                                   learning_rate=1e-3, rank=4, alpha=8, ladder_steps=1, compare_tokens=4,
-                                   epochs=2)
+    settings = bench.BenchSettings(n_train=8, n_heldout=2, n_prompts=2, max_new_tokens=6, short_budget=3,
+                                   batch_size=4, learning_rate=1e-3, rank=4, alpha=8, ladder_steps=1,
+                                   compare_tokens=4, compare_size=1, epochs=2)
     modules = {key: load_stage_module(key, reference=True) for key in STAGES}
 
     def load_model():
@@ -152,6 +184,12 @@ def test_bench_end_to_end_on_a_tiny_model(tmp_path, tokenizer, capsys):
     assert baseline["useful_tokens"] == 2 * sum(min(len(ids), 256) for ids in configured(train_texts)["input_ids"])
     for arm in (baseline, lab):
         assert arm["perplexity"] > 1 and 0 <= arm["stop_rate"] <= 1 and arm["peak_mb"] > 0
+        assert 0 <= arm["stop_rate_short"] <= arm["stop_rate"]
+        assert all(0 < generation["new_tokens"] <= 6 for generation in saved["generations"]["baseline"])
+    # the real recipes' share within each budget: what a model writing them exactly would score
+    assert set(results["recipes_within"]) == {"3", "6"}  # short_budget=3, max_new_tokens=6
+    assert results["recipes_within"]["3"] <= results["recipes_within"]["6"] <= 1
+    assert any(line.startswith("stop at [END] within 3 new tokens") for line in printed)
     ladder = [rung["rung"] for rung in results["ladder"]]
     assert ladder[0].endswith("(baseline)") and ladder[1].startswith("+ batches grouped")
     assert "the lab's default" in ladder[-4] and len(ladder) == 12
@@ -164,6 +202,8 @@ def test_bench_end_to_end_on_a_tiny_model(tmp_path, tokenizer, capsys):
     assert not any("model" in arm for arm in saved["arms"].values()), "numbers only, no model in the store"
     assert results["eval"]["packed"]["perplexity"] == pytest.approx(results["eval"]["padded"]["perplexity"],
                                                                     rel=1e-3)
+    assert results["eval"]["padded"]["computed_tokens"] == 768  # compare_size=1: one recipe padded to 768
+    assert results["generation"]["one_by_one_kv"]["tokens"] <= 4  # one prompt, compare_tokens=4
     # the stage 4B page draws it: padding, tokens/s, time per epoch, stops, and the ladder
     from dashboard.results.stage4b import bench_charts, bench_rows
 
@@ -173,6 +213,7 @@ def test_bench_end_to_end_on_a_tiny_model(tmp_path, tokenizer, capsys):
     assert rows["arms"][0]["epoch_seconds"] == pytest.approx(baseline["step_seconds"] / 2)  # two epochs ran
     charts = bench_charts(saved)
     assert len(charts) == 5 and all(chart.to_dict()["data"] for chart in charts)
+    assert charts[3].to_dict()["title"] == "Generations that stop at [END] within 6 new tokens"
     # each bar gets its height (a fixed chart height squashed the two bars to lines in the browser)
     assert all(chart.to_dict()["height"] == {"step": 30} for chart in charts[:4])
 

@@ -185,7 +185,8 @@ def bench_rows(result: dict) -> dict[str, list[dict]]:
                         "perplexity": arm.get("perplexity")})
     ladder = [{"rung": f"{i + 1}. {rung['rung']}", "tokens_per_s": float(rung.get("tokens_per_s") or 0.0)}
               for i, rung in enumerate(result.get("ladder") or [])]
-    return {"arms": per_arm, "ladder": ladder}
+    budget = (result.get("settings") or {}).get("max_new_tokens")
+    return {"arms": per_arm, "ladder": ladder, "budget": budget or "the bench's"}
 
 
 def bench_charts(result: dict) -> list:
@@ -209,7 +210,7 @@ def bench_charts(result: dict) -> list:
     charts = [bars("padding_share", "Share of each batch that is padding", ".0%"),
               bars("tokens_per_s", "Useful tokens per second (higher is better)", ",.0f"),
               bars("epoch_seconds", "Seconds of training per epoch (lower is better)", ",.0f"),
-              bars("stop_rate", "Generations that stop at [END]", ".0%")]
+              bars("stop_rate", f"Generations that stop at [END] within {rows['budget']} new tokens", ".0%")]
     if rows["ladder"]:
         ladder = pd.DataFrame(rows["ladder"])
         charts.append(alt.Chart(ladder).mark_bar(color="#2e7d32").encode(

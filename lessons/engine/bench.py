@@ -19,9 +19,13 @@ Both are then measured the same way: held-out perplexity over whole recipes
 (no truncation, padding never counted), and the stop rate: generations from a
 fixed set of held-out recipe titles, sampled as the lab's side-by-side
 comparison samples (temperature 0.7, top-p 0.95, seeded; two per prompt), up to
-320 new tokens, batched with the KV cache; a generation *stops* when it writes
-``[END]``, and is *complete* when it also wrote ``DIRECTIONS:`` before it.
-Greedy decoding is reported too (a small model decoded greedily loops).
+512 new tokens (room for 99 % of the real recipes; the share that stopped within
+320, the issue's budget, comes from the same generations), batched with the KV
+cache; a generation *stops* when it writes ``[END]``, and is *complete* when it
+also wrote ``DIRECTIONS:`` before it. Beside it, the share of the training
+recipes themselves that end within each budget: what a model writing recipes
+exactly as long as the real ones would score. Greedy decoding is reported too (a
+small model decoded greedily loops).
 
 Around that it reports what else the lab made fast: the warm model load (the
 safetensors cache), perplexity evaluation with and without padding waste,
@@ -66,7 +70,15 @@ class BenchSettings:
     n_heldout: int = field(default=16, metadata={"help": "held-out recipes for perplexity, kept whole"})
     n_prompts: int = field(default=12, metadata={"help": "recipe-title prompts for the stop rate (held-out titles)"})
     samples_per_prompt: int = field(default=2, metadata={"help": "sampled generations per prompt for the stop rate"})
-    max_new_tokens: int = field(default=320, metadata={"help": "new tokens at most per stop-rate generation"})
+    max_new_tokens: int = field(default=512, metadata={
+        "help": "new tokens at most per stop-rate generation. 512: 98.7 % of the 2,709 Wikibooks training "
+                "recipes end within 512 tokens after their title, only 87 % within 320 (the budget the issue "
+                "measured with), so a model writing recipes exactly as long as the real ones would stop in at "
+                "most 87 % there"})
+    short_budget: int = field(default=320, metadata={
+        "help": "also report the share of generations that stopped within this many new tokens (the issue's "
+                "budget); read off the same generations, since sampling the first tokens does not depend on "
+                "the budget"})
     temperature: float = field(default=0.7, metadata={
         "help": "sampling temperature of the stop-rate generations: the lab's side-by-side default (stage 5's "
                 "compare_models). Plain greedy decoding is reported too: a small model decoded greedily falls into "
@@ -87,6 +99,9 @@ class BenchSettings:
                 "warm-up step on others); 0 = no ladder"})
     compare_tokens: int = field(default=48, metadata={
         "help": "new tokens per prompt when timing batched vs one-by-one generation"})
+    compare_size: int = field(default=4, metadata={
+        "help": "held-out recipes for timing packed vs padded perplexity evaluation, and prompts for timing "
+                "one-by-one generation: the comparisons are rates, and the slow ways cost the most"})
     seed: int = field(default=42, metadata={"help": "data split, LoRA initialisation, order"})
     source: str = field(default="wikibooks", metadata={"help": "recipes, as stage 2's load_recipes takes them"})
     save: bool = field(default=True, metadata={"help": "save the results in the store for the dashboard"})
@@ -238,8 +253,9 @@ def generate(model, tokenizer, prompts: list[str], *, max_new_tokens: int, batch
     """Generation stopping at ``[END]`` or the end-of-sequence token; greedy (``temperature=0``) or sampled
     (``samples`` per prompt, seeded); batched with left padding or one prompt at a time.
 
-    Returns the new ids per generation (prompt by prompt, ``samples`` each), whether each wrote ``[END]``, and
-    whether it wrote ``DIRECTIONS:`` before it (a *complete* recipe), the time and token counts."""
+    Returns the new ids per generation (prompt by prompt, ``samples`` each, up to and including the first stop
+    token), whether each wrote ``[END]``, and whether it wrote ``DIRECTIONS:`` before it (a *complete*
+    recipe), the time and token counts."""
     import torch
     from transformers import set_seed
 
@@ -278,9 +294,28 @@ def generate(model, tokenizer, prompts: list[str], *, max_new_tokens: int, batch
     complete = [stopped and "DIRECTIONS:" in text for stopped, text in zip(stopped_end, texts)]
     stopped_eos = [tokenizer.eos_token_id in row for row in outputs]
     return {"ids": outputs, "stopped_at_end": stopped_end, "stopped_at_eos": stopped_eos,
+            "new_tokens": [len(row) for row in outputs],
             "stop_rate": sum(stopped_end) / max(1, len(outputs)), "seconds": seconds, "tokens": tokens,
             "tokens_per_s": tokens / seconds if seconds > 0 else None,
             "complete_rate": sum(complete) / max(1, len(outputs)), "texts": texts}
+
+
+def stop_rate_within(result: dict, budget: int) -> float:
+    """The share of ``generate``'s generations whose ``[END]`` is among their first ``budget`` new tokens.
+
+    Sampling one token does not depend on how many may follow, so with the same seed a run with a bigger
+    budget writes the same first ``budget`` tokens: this is the stop rate a run with that budget would give."""
+    within = [stopped and length <= budget for stopped, length in zip(result["stopped_at_end"], result["new_tokens"])]
+    return sum(within) / max(1, len(within))
+
+
+def recipe_lengths_after_prompt(tokenizer, texts: list[str]) -> list[int]:
+    """How many tokens each formatted recipe has after its prompt (``PROMPT_TEMPLATE``), its ``[END]`` included:
+    the new tokens a generation needs to write that recipe and stop."""
+    marker = PROMPT_TEMPLATE.split("{title}")[1]  # "\nINGREDIENTS:": where a prompt ends
+    prompts = [text[:text.index(marker) + len(marker)] if marker in text else "" for text in texts]
+    whole, heads = tokenizer(list(texts))["input_ids"], tokenizer(prompts)["input_ids"]
+    return [len(ids) - len(head) for ids, head in zip(whole, heads)]
 
 
 # -- the two arms -------------------------------------------------------------------------------------------
@@ -578,26 +613,29 @@ def run_bench(settings: BenchSettings, *, load_model: Callable[[], tuple[Any, An
         lab = run_lab(model, tokenizer, splits, settings, work / "lab", modules)
         lab_model = lab.pop("model")
         arms["lab"] = _measure({**lab, "model": lab_model}, tokenizer, heldout_texts, prompts, settings, "lab")
+        lengths = recipe_lengths_after_prompt(tokenizer, train_texts)  # the configured tokenizer: [END] is one token
 
         # -- evaluation and generation, the fast way and the slow way (on the lab's model) ------------------------
-        rows = tokenizer(list(heldout_texts))["input_ids"]
+        rows = tokenizer(list(heldout_texts[:settings.compare_size]))["input_ids"]
+        packed_eval = heldout_perplexity(lab_model, rows, pad_id=tokenizer.pad_token_id, packed=True)
         padded_eval = heldout_perplexity(lab_model, rows, pad_id=tokenizer.pad_token_id, packed=False,
                                          pad_to=max(768, max(len(row) for row in rows)))
-        results["eval"] = {"packed": arms["lab"]["eval"], "padded": padded_eval}
-        _print(f"held-out perplexity evaluation: packed {arms['lab']['eval']['seconds']:.1f} s "
-               f"({arms['lab']['eval']['computed_tokens']} tokens computed) vs padded to "
+        results["eval"] = {"packed": packed_eval, "padded": padded_eval}
+        _print(f"held-out perplexity evaluation of {len(rows)} recipes: packed {packed_eval['seconds']:.1f} s "
+               f"({packed_eval['computed_tokens']} tokens computed) vs padded to "
                f"{padded_eval['computed_tokens'] // max(1, len(rows))} {padded_eval['seconds']:.1f} s "
                f"({padded_eval['computed_tokens']} computed); same perplexity "
-               f"{arms['lab']['eval']['perplexity']:.3f} vs {padded_eval['perplexity']:.3f}")
+               f"{packed_eval['perplexity']:.3f} vs {padded_eval['perplexity']:.3f}")
         compare = min(settings.compare_tokens, settings.max_new_tokens)
+        few = prompts[:settings.compare_size]
         batched = generate(lab_model, tokenizer, prompts, max_new_tokens=compare, batched=True)
-        one_by_one = generate(lab_model, tokenizer, prompts, max_new_tokens=compare, batched=False)
+        one_by_one = generate(lab_model, tokenizer, few, max_new_tokens=compare, batched=False)
         no_cache = generate(lab_model, tokenizer, prompts[:1], max_new_tokens=compare, batched=False,
                             use_cache=False)
         results["generation"] = {"batched_kv": _gen_row(batched), "one_by_one_kv": _gen_row(one_by_one),
                                  "one_no_cache": _gen_row(no_cache), "max_new_tokens": compare}
-        _print(f"generation, {len(prompts)} prompts × ≤ {compare} new tokens: batched with KV cache "
-               f"{_rate(batched)} tok/s, one by one with KV cache {_rate(one_by_one)} tok/s, "
+        _print(f"generation, ≤ {compare} new tokens: {len(prompts)} prompts batched with KV cache "
+               f"{_rate(batched)} tok/s, {len(few)} one by one with KV cache {_rate(one_by_one)} tok/s, "
                f"one prompt without KV cache {_rate(no_cache)} tok/s")
         del model, lab_model, arms["lab"]["model"]  # freed; and the saved result carries no model repr
         gc.collect()
@@ -626,6 +664,9 @@ def run_bench(settings: BenchSettings, *, load_model: Callable[[], tuple[Any, An
         results["ratios"] = {key: (arms["lab"].get(key) / arms["baseline"][key]
                                    if arms["baseline"].get(key) and arms["lab"].get(key) is not None else None)
                              for key, _, _ in COLUMNS}
+        budgets = (settings.short_budget, settings.max_new_tokens)
+        results["recipes_within"] = {str(budget): sum(length <= budget for length in lengths) / max(1, len(lengths))
+                                     for budget in budgets}
         _print(f"stop at [END] / at end-of-sequence: baseline {arms['baseline']['stop_rate']:.0%} / "
                f"{arms['baseline']['eos_rate']:.0%}, lab {arms['lab']['stop_rate']:.0%} / "
                f"{arms['lab']['eos_rate']:.0%}; complete recipes (DIRECTIONS, then [END]): baseline "
@@ -633,6 +674,11 @@ def run_bench(settings: BenchSettings, *, load_model: Callable[[], tuple[Any, An
                f"({len(prompts)} prompts × {settings.samples_per_prompt} samples, temperature "
                f"{settings.temperature:g}, top-p {settings.top_p:g}, ≤ {settings.max_new_tokens} tokens); greedy: "
                f"baseline {arms['baseline']['greedy_stop_rate']:.0%}, lab {arms['lab']['greedy_stop_rate']:.0%}")
+        _print(f"stop at [END] within {settings.short_budget} new tokens: baseline "
+               f"{arms['baseline']['stop_rate_short']:.0%}, lab {arms['lab']['stop_rate_short']:.0%}; the training "
+               f"recipes themselves end within " + ", ".join(
+                   f"{budget} tokens after their title: {results['recipes_within'][str(budget)]:.0%}"
+                   for budget in budgets))
         _print(f"padding share of the training batches: baseline {arms['baseline']['padding_share']:.1%}, "
                f"lab {arms['lab']['padding_share'] or 0:.1%}; recipes cut before their [END]: baseline "
                f"{arms['baseline']['cut_before_end']}, lab {arms['lab']['cut_before_end']} of {len(train_texts)}")
@@ -685,19 +731,30 @@ def _measure(arm: dict, tokenizer, heldout_texts, prompts, settings: BenchSettin
                        seed=settings.seed)
     greedy = generate(model, tokenizer, prompts, max_new_tokens=settings.max_new_tokens, batched=True)
     count = len(sampled["ids"])
+    short = stop_rate_within(sampled, settings.short_budget)
     _print(f"{name}: held-out perplexity {evaluation['perplexity']:.2f}; stopped at [END] in "
-           f"{sum(sampled['stopped_at_end'])} of {count} sampled generations "
+           f"{sum(sampled['stopped_at_end'])} of {count} sampled generations within {settings.max_new_tokens} "
+           f"new tokens, {round(short * count)} within {settings.short_budget} "
            f"({sampled['complete_rate']:.0%} complete, with DIRECTIONS before it); greedy "
-           f"{sum(greedy['stopped_at_end'])} of {len(prompts)}")
+           f"{sum(greedy['stopped_at_end'])} of {len(prompts)} ({generation_seconds(sampled, greedy):.0f} s "
+           f"generating)")
     arm.update(perplexity=evaluation["perplexity"], eval=evaluation, stop_rate=sampled["stop_rate"],
+               stop_rate_short=short,
                greedy_stop_rate=greedy["stop_rate"], complete_rate=sampled["complete_rate"],
                greedy_complete_rate=greedy["complete_rate"], generations_count=count,
                eos_rate=sum(sampled["stopped_at_eos"]) / max(1, count),
-               generation_seconds=sampled["seconds"],
-               generations=[{"prompt": prompts[i // settings.samples_per_prompt], "text": text, "stopped": stopped}
-                            for i, (text, stopped) in enumerate(zip(sampled["texts"], sampled["stopped_at_end"]))])
+               generation_seconds=generation_seconds(sampled, greedy),
+               generations=[{"prompt": prompts[i // settings.samples_per_prompt], "text": text, "stopped": stopped,
+                             "new_tokens": length}
+                            for i, (text, stopped, length) in enumerate(zip(sampled["texts"],
+                                                                            sampled["stopped_at_end"],
+                                                                            sampled["new_tokens"]))])
     arm["model"] = model
     return arm
+
+
+def generation_seconds(*results: dict) -> float:
+    return sum(result["seconds"] for result in results)
 
 
 def _describe_device() -> str:
