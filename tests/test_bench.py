@@ -185,6 +185,7 @@ def test_bench_end_to_end_on_a_tiny_model(tmp_path, tokenizer, capsys):
     for arm in (baseline, lab):
         assert arm["perplexity"] > 1 and 0 <= arm["stop_rate"] <= 1 and arm["peak_mb"] > 0
         assert 0 <= arm["stop_rate_short"] <= arm["stop_rate"]
+        assert arm["generation_precision"] == lab["precision"]  # both arms generate as the lab trains
         assert all(0 < generation["new_tokens"] <= 6 for generation in saved["generations"]["baseline"])
     # the real recipes' share within each budget: what a model writing them exactly would score
     assert set(results["recipes_within"]) == {"3", "6"}  # short_budget=3, max_new_tokens=6

@@ -380,12 +380,15 @@ def test_stage5_draws_perplexity_and_the_side_by_side_from_the_store(learner, mo
             "run": "run-1", "perplexity_before": 17.5, "perplexity_after": 12.5,
             "comparisons": [{"prompt": "RECIPE: Tomato Soup\nINGREDIENTS:", "base": " 1. Tomato soup is",
                              "finetuned": " 4 tomatoes; salt\nDIRECTIONS: Cook.\n[END]",
-                             "base_stopped": False, "finetuned_stopped": True}],
+                             "base_stopped": False, "finetuned_stopped": True, "base_tokens": 320,
+                             "finetuned_tokens": 9}],
             "measures": {"base": {"stop rate": 0.0}, "finetuned": {"stop rate": 1.0}}})
     at = open_page("stage5")
     assert not at.error, texts(at.error)
     assert len(charts(at)) == 2, "perplexity before/after and the measures"
-    assert "fine-tuned — stopped at [END]" in texts(at.caption) and "base — never stopped" in texts(at.caption)
+    # a generation without [END] ran out of room: the caption says how much, not "never"
+    assert "fine-tuned — stopped at [END]" in texts(at.caption)
+    assert "base — no [END] in 320 new tokens" in texts(at.caption)
     assert "DIRECTIONS: Cook.\n[END]" in texts(at.code)
 
 

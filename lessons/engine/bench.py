@@ -24,8 +24,9 @@ comparison samples (temperature 0.7, top-p 0.95, seeded; two per prompt), up to
 cache; a generation *stops* when it writes ``[END]``, and is *complete* when it
 also wrote ``DIRECTIONS:`` before it. Beside it, the share of the training
 recipes themselves that end within each budget: what a model writing recipes
-exactly as long as the real ones would score. Greedy decoding is reported too (a
-small model decoded greedily loops).
+exactly as long as the real ones would score. Greedy decoding is reported too, up to
+320 tokens (a small model decoded greedily loops). Generation runs under bf16
+autocast where the lab trains in bf16.
 
 Around that it reports what else the lab made fast: the warm model load (the
 safetensors cache), perplexity evaluation with and without padding waste,
@@ -107,7 +108,8 @@ class BenchSettings:
     save: bool = field(default=True, metadata={"help": "save the results in the store for the dashboard"})
 
 
-QUICK = {"n_train": 128, "n_heldout": 12}  # 32 steps per arm: ~12 min on the 2-core CPU, under the 15 allowed
+# 32 steps per arm, and two timed steps per ladder rung: about 13 min on the 2-core CPU, under the 15 allowed
+QUICK = {"n_train": 128, "n_heldout": 12, "ladder_steps": 2}
 
 
 def _print(message: str = "") -> None:
@@ -249,9 +251,10 @@ def heldout_perplexity(model, rows: list[list[int]], *, pad_id: int, packed: boo
 # -- generation -------------------------------------------------------------------------------------------
 def generate(model, tokenizer, prompts: list[str], *, max_new_tokens: int, batched: bool = True,
              use_cache: bool = True, temperature: float = 0.0, top_p: float = 1.0, samples: int = 1,
-             seed: int = 0) -> dict:
+             seed: int = 0, bf16: bool = False) -> dict:
     """Generation stopping at ``[END]`` or the end-of-sequence token; greedy (``temperature=0``) or sampled
-    (``samples`` per prompt, seeded); batched with left padding or one prompt at a time.
+    (``samples`` per prompt, seeded); batched with left padding or one prompt at a time; under bf16 autocast
+    with ``bf16=True`` (on a CPU a generated token reads every weight: half the bytes, a third less time).
 
     Returns the new ids per generation (prompt by prompt, ``samples`` each, up to and including the first stop
     token), whether each wrote ``[END]``, and whether it wrote ``DIRECTIONS:`` before it (a *complete*
@@ -274,7 +277,7 @@ def generate(model, tokenizer, prompts: list[str], *, max_new_tokens: int, batch
         groups = [prompts] if batched else [[prompt] for prompt in prompts]
         for group in groups:
             inputs = tokenizer(group, return_tensors="pt", padding=True).to(device)
-            with torch.no_grad():
+            with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 generated = model.generate(**inputs, max_new_tokens=max_new_tokens, eos_token_id=stop_ids,
                                            pad_token_id=tokenizer.pad_token_id, use_cache=use_cache, **decoding)
             for row in generated[:, inputs["input_ids"].shape[1]:].tolist():
@@ -585,6 +588,7 @@ def run_bench(settings: BenchSettings, *, load_model: Callable[[], tuple[Any, An
     import torch
 
     temporary = tempfile.TemporaryDirectory(prefix="lab-bench-") if work_dir is None else None
+    can_bf16 = bool(modules["stage4b"].precision_settings()["bf16"])  # the lab trains in bf16 here
     work = Path(work_dir or temporary.name)
     results: dict[str, Any] = {"settings": asdict(settings), "device": _describe_device(),
                                "threads": torch.get_num_threads()}
@@ -599,7 +603,7 @@ def run_bench(settings: BenchSettings, *, load_model: Callable[[], tuple[Any, An
         # -- baseline -----------------------------------------------------------------------------------
         _print(f"baseline: {len(train_texts)} recipes, padded to {settings.baseline_max_length}, float32, Trainer")
         baseline = run_baseline(model, tokenizer, train_texts, settings, work / "baseline", modules["stage3"])
-        arms["baseline"] = _measure(baseline, tokenizer, heldout_texts, prompts, settings, "baseline")
+        arms["baseline"] = _measure(baseline, tokenizer, heldout_texts, prompts, settings, "baseline", bf16=can_bf16)
         del model, baseline["model"]  # the next arm loads its own copy; this one's memory goes first
         gc.collect()
 
@@ -612,7 +616,8 @@ def run_bench(settings: BenchSettings, *, load_model: Callable[[], tuple[Any, An
         _print(f"lab: {len(train_texts)} recipes, run_training's defaults")
         lab = run_lab(model, tokenizer, splits, settings, work / "lab", modules)
         lab_model = lab.pop("model")
-        arms["lab"] = _measure({**lab, "model": lab_model}, tokenizer, heldout_texts, prompts, settings, "lab")
+        arms["lab"] = _measure({**lab, "model": lab_model}, tokenizer, heldout_texts, prompts, settings, "lab",
+                               bf16=can_bf16)
         lengths = recipe_lengths_after_prompt(tokenizer, train_texts)  # the configured tokenizer: [END] is one token
 
         # -- evaluation and generation, the fast way and the slow way (on the lab's model) ------------------------
@@ -645,7 +650,7 @@ def run_bench(settings: BenchSettings, *, load_model: Callable[[], tuple[Any, An
             model, tokenizer = load_model()
             modules["stage3"].configure_tokenizer(tokenizer, model)
             ladder = speed_ladder(model, tokenizer, list(train_texts), settings, lab_max_length=lab["max_length"],
-                                  can_bf16=bool(modules["stage4b"].precision_settings()["bf16"]))
+                                  can_bf16=can_bf16)
             results["ladder"] = ladder
             del model
             gc.collect()
@@ -672,7 +677,8 @@ def run_bench(settings: BenchSettings, *, load_model: Callable[[], tuple[Any, An
                f"{arms['lab']['eos_rate']:.0%}; complete recipes (DIRECTIONS, then [END]): baseline "
                f"{arms['baseline']['complete_rate']:.0%}, lab {arms['lab']['complete_rate']:.0%} "
                f"({len(prompts)} prompts × {settings.samples_per_prompt} samples, temperature "
-               f"{settings.temperature:g}, top-p {settings.top_p:g}, ≤ {settings.max_new_tokens} tokens); greedy: "
+               f"{settings.temperature:g}, top-p {settings.top_p:g}, ≤ {settings.max_new_tokens} tokens, "
+               f"{arms['lab']['generation_precision']}); greedy (≤ {settings.short_budget} tokens): "
                f"baseline {arms['baseline']['greedy_stop_rate']:.0%}, lab {arms['lab']['greedy_stop_rate']:.0%}")
         _print(f"stop at [END] within {settings.short_budget} new tokens: baseline "
                f"{arms['baseline']['stop_rate_short']:.0%}, lab {arms['lab']['stop_rate_short']:.0%}; the training "
@@ -721,15 +727,18 @@ def _gen_row(result: dict) -> dict:
     return {key: result[key] for key in ("seconds", "tokens", "tokens_per_s", "stop_rate")}
 
 
-def _measure(arm: dict, tokenizer, heldout_texts, prompts, settings: BenchSettings, name: str) -> dict:
-    """Held-out perplexity (whole recipes) and the stop rate (sampled, and greedy), the same for both arms."""
+def _measure(arm: dict, tokenizer, heldout_texts, prompts, settings: BenchSettings, name: str, *,
+             bf16: bool) -> dict:
+    """Held-out perplexity (whole recipes, float32) and the stop rate (sampled, and greedy; in bf16 where the
+    lab trains in bf16), the same for both arms. Greedy gets ``short_budget`` tokens: it is there to show the
+    loops, which 320 tokens show as well as 512."""
     model = arm.pop("model")
     rows = tokenizer(list(heldout_texts))["input_ids"]
     evaluation = heldout_perplexity(model, rows, pad_id=tokenizer.pad_token_id, packed=True)
     sampled = generate(model, tokenizer, prompts, max_new_tokens=settings.max_new_tokens, batched=True,
                        temperature=settings.temperature, top_p=settings.top_p, samples=settings.samples_per_prompt,
-                       seed=settings.seed)
-    greedy = generate(model, tokenizer, prompts, max_new_tokens=settings.max_new_tokens, batched=True)
+                       seed=settings.seed, bf16=bf16)
+    greedy = generate(model, tokenizer, prompts, max_new_tokens=settings.short_budget, batched=True, bf16=bf16)
     count = len(sampled["ids"])
     short = stop_rate_within(sampled, settings.short_budget)
     _print(f"{name}: held-out perplexity {evaluation['perplexity']:.2f}; stopped at [END] in "
@@ -744,6 +753,7 @@ def _measure(arm: dict, tokenizer, heldout_texts, prompts, settings: BenchSettin
                greedy_complete_rate=greedy["complete_rate"], generations_count=count,
                eos_rate=sum(sampled["stopped_at_eos"]) / max(1, count),
                generation_seconds=generation_seconds(sampled, greedy),
+               generation_precision="bfloat16" if bf16 else "float32",
                generations=[{"prompt": prompts[i // settings.samples_per_prompt], "text": text, "stopped": stopped,
                              "new_tokens": length}
                             for i, (text, stopped, length) in enumerate(zip(sampled["texts"],
