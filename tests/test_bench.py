@@ -129,6 +129,24 @@ def test_a_bigger_budget_samples_the_same_first_tokens(tokenizer):
     assert len({tuple(row) for row in long["ids"]}) > 1, "sampled, not greedy: the samples differ"
 
 
+def test_measuring_in_bf16_gives_the_model_back_in_float32(tokenizer):
+    """The stop rate is sampled with the frozen weights in bf16; the model measured afterwards (the padded vs
+    packed evaluation) must be the float32 one again, every weight exactly as it was."""
+    from peft import LoraConfig, TaskType, get_peft_model
+
+    torch.manual_seed(0)
+    model = get_peft_model(tiny_llama(tokenizer), LoraConfig(r=4, target_modules=["q_proj", "v_proj"],
+                                                             task_type=TaskType.CAUSAL_LM))
+    before = {name: value.clone() for name, value in model.state_dict().items()}
+    texts = [row["text"] for row in fixture_rows()[:3]]
+    prompts = [PROMPT_TEMPLATE.format(title="Lentil Soup")]
+    settings = bench.BenchSettings(max_new_tokens=4, short_budget=2, samples_per_prompt=2)
+    arm = bench._measure({"model": model}, tokenizer, texts, prompts, settings, "tiny", bf16=True)
+    assert arm["generation_precision"] == "bfloat16" and arm["generations_count"] == 2
+    after = arm["model"].state_dict()
+    assert all(after[name].dtype == value.dtype and torch.equal(after[name], value) for name, value in before.items())
+
+
 def test_stop_rate_within_counts_ends_among_the_first_tokens():
     result = {"stopped_at_end": [True, True, False, True], "new_tokens": [5, 9, 12, 12]}
     assert bench.stop_rate_within(result, 8) == 0.25
