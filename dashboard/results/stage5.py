@@ -24,7 +24,8 @@ EVAL_RECIPES = 40     # held-out recipes for perplexity on this page: about a mi
 # The side by side samples as compare_models does by default: decoded greedily, a small model falls into
 # loops and never reaches [END] even when it has learned where recipes end. 320 new tokens: 87 % of the
 # Wikibooks recipes end within 320 tokens after their title (half within 189), so a model that stops is seen
-# stopping; 100 cut seven recipes in eight short and showed every model as never stopping.
+# stopping; 100 cut seven recipes in eight short and showed every model as never stopping. Measured on the
+# 2-core CPU: "Evaluate" on a 32-step run took 160 s, and the fine-tuned model stopped in 3 of 3, the base in 0.
 SIDE_BY_SIDE = {"max_new_tokens": 320, "temperature": 0.7, "top_p": 0.95, "seed": 0}
 
 
@@ -102,7 +103,7 @@ def draw(module: ModuleType, store: Store) -> None:
     if choices:
         run_id = st.selectbox("Training run to evaluate", choices[::-1], key="stage5_run")
         st.caption(f"Perplexity on {EVAL_RECIPES} held-out recipes of that run's own split, three prompts side by "
-                   "side, and the measures below: a minute or two on a laptop CPU.")
+                   "side, and the measures below: about three minutes on a 2-core CPU.")
         if st.button("Evaluate this run", key="stage5_evaluate", type="primary"):
             with st.spinner("Measuring perplexity, generating side by side …"):
                 with friendly("evaluating with your stage 5 functions"):
