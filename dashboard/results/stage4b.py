@@ -170,8 +170,9 @@ def draw(module: ModuleType, store: Store) -> None:
     draw_bench(store)
 
 
-def bench_rows(result: dict) -> dict[str, list[dict]]:
-    """The benchmark's numbers as chart rows: per arm (padding, tokens/s, time per epoch) and the speed ladder."""
+def bench_rows(result: dict) -> dict:
+    """The benchmark's numbers as chart rows: per arm (padding, tokens/s, time per epoch, stops), the speed ladder,
+    and the stop rate's budget of new tokens (None in results saved without it)."""
     arms = result.get("arms") or {}
     names = {"baseline": "original assignment", "lab": "LoRA Kitchen"}
     epochs = max(1, int((result.get("settings") or {}).get("epochs") or 1))  # older results: one pass
@@ -185,8 +186,7 @@ def bench_rows(result: dict) -> dict[str, list[dict]]:
                         "perplexity": arm.get("perplexity")})
     ladder = [{"rung": f"{i + 1}. {rung['rung']}", "tokens_per_s": float(rung.get("tokens_per_s") or 0.0)}
               for i, rung in enumerate(result.get("ladder") or [])]
-    budget = (result.get("settings") or {}).get("max_new_tokens")
-    return {"arms": per_arm, "ladder": ladder, "budget": budget or "the bench's"}
+    return {"arms": per_arm, "ladder": ladder, "budget": (result.get("settings") or {}).get("max_new_tokens")}
 
 
 def bench_charts(result: dict) -> list:
@@ -210,7 +210,8 @@ def bench_charts(result: dict) -> list:
     charts = [bars("padding_share", "Share of each batch that is padding", ".0%"),
               bars("tokens_per_s", "Useful tokens per second (higher is better)", ",.0f"),
               bars("epoch_seconds", "Seconds of training per epoch (lower is better)", ",.0f"),
-              bars("stop_rate", f"Generations that stop at [END] within {rows['budget']} new tokens", ".0%")]
+              bars("stop_rate", "Generations that stop at [END]"
+                   + (f" within {rows['budget']} new tokens" if rows["budget"] else ""), ".0%")]
     if rows["ladder"]:
         ladder = pd.DataFrame(rows["ladder"])
         charts.append(alt.Chart(ladder).mark_bar(color="#2e7d32").encode(
