@@ -173,9 +173,9 @@ def draw(module: ModuleType, store: Store) -> None:
 def bench_rows(result: dict) -> dict:
     """The benchmark's numbers as chart rows: per arm (padding, tokens/s, time per epoch, stops), the speed ladder,
     and the stop rate's budget of new tokens (None in results saved without it)."""
-    arms = result.get("arms") or {}
+    arms, settings = result.get("arms") or {}, result.get("settings") or {}
     names = {"baseline": "original assignment", "lab": "LoRA Kitchen"}
-    epochs = max(1, int((result.get("settings") or {}).get("epochs") or 1))  # older results: one pass
+    epochs = max(1, int(settings.get("epochs") or 1))  # older results: one pass
     per_arm = []
     for key in ("baseline", "lab"):
         arm = arms.get(key) or {}
@@ -186,7 +186,7 @@ def bench_rows(result: dict) -> dict:
                         "perplexity": arm.get("perplexity")})
     ladder = [{"rung": f"{i + 1}. {rung['rung']}", "tokens_per_s": float(rung.get("tokens_per_s") or 0.0)}
               for i, rung in enumerate(result.get("ladder") or [])]
-    return {"arms": per_arm, "ladder": ladder, "budget": (result.get("settings") or {}).get("max_new_tokens")}
+    return {"arms": per_arm, "ladder": ladder, "budget": settings.get("max_new_tokens")}
 
 
 def bench_charts(result: dict) -> list:

@@ -751,18 +751,18 @@ def _measure(arm: dict, tokenizer, heldout_texts, prompts, settings: BenchSettin
         greedy = generate(model, tokenizer, prompts, max_new_tokens=settings.short_budget, batched=True, bf16=bf16)
     count = len(sampled["ids"])
     short = stop_rate_within(sampled, settings.short_budget)
+    seconds = sampled["seconds"] + greedy["seconds"]
     _print(f"{name}: held-out perplexity {evaluation['perplexity']:.2f}; stopped at [END] in "
            f"{sum(sampled['stopped_at_end'])} of {count} sampled generations within {settings.max_new_tokens} "
            f"new tokens, {round(short * count)} within {settings.short_budget} "
            f"({sampled['complete_rate']:.0%} complete, with DIRECTIONS before it); greedy "
-           f"{sum(greedy['stopped_at_end'])} of {len(prompts)} ({generation_seconds(sampled, greedy):.0f} s "
-           f"generating)")
+           f"{sum(greedy['stopped_at_end'])} of {len(prompts)} ({seconds:.0f} s generating)")
     arm.update(perplexity=evaluation["perplexity"], eval=evaluation, stop_rate=sampled["stop_rate"],
                stop_rate_short=short,
                greedy_stop_rate=greedy["stop_rate"], complete_rate=sampled["complete_rate"],
                greedy_complete_rate=greedy["complete_rate"], generations_count=count,
                eos_rate=sum(sampled["stopped_at_eos"]) / max(1, count),
-               generation_seconds=generation_seconds(sampled, greedy),
+               generation_seconds=seconds,
                generation_precision="bfloat16" if bf16 else "float32",
                generations=[{"prompt": prompts[i // settings.samples_per_prompt], "text": text, "stopped": stopped,
                              "new_tokens": length}
@@ -771,10 +771,6 @@ def _measure(arm: dict, tokenizer, heldout_texts, prompts, settings: BenchSettin
                                                                             sampled["new_tokens"]))])
     arm["model"] = model
     return arm
-
-
-def generation_seconds(*results: dict) -> float:
-    return sum(result["seconds"] for result in results)
 
 
 def _describe_device() -> str:
