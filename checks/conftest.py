@@ -2,33 +2,45 @@
 
 * ``pytest checks/stage3`` checks your ``lessons/stage3_tokenize.py``;
   ``--reference`` checks the reference solution instead (never counted as your progress).
+* The checks run in a worker process that ``checks/supervisor.py`` watches: a
+  check that hangs is stopped after ``--check-timeout`` seconds, first by the
+  worker itself (with the line your code was on), and if your code switched that
+  off, by the supervisor killing the worker. Nothing your code does can keep
+  the run from ending.
 * The fixture ``lesson`` is your module, loaded from its file, so each stage is
-  checked alone: a bug in stage 2 cannot fail stage 3.
+  checked alone: a bug in stage 2 cannot fail stage 3. The bytes it imported
+  are hashed at that moment: the run counts for that content only.
 * A TODO you have not filled in fails with one line ("not implemented yet —
   open FILE:LINE"), never a traceback.
-* Learner code that hangs is stopped after ``--check-timeout`` seconds.
-* When a run ends, its results go to the lab's store with a hash of your file;
-  the dashboard opens the next stage when every check passed on the file as it is now.
+* When a run ends, the supervisor records it in the lab's store; the dashboard
+  opens the next stage when every check of the stage (``checks/registry.json``,
+  not what one run collected) passed on the file as it is now.
 """
 from __future__ import annotations
 
+import faulthandler
 import importlib.util
-import json
 import os
 import signal
 import sys
+import tempfile
+import time
 import traceback
 from pathlib import Path
 
 import pytest
 
+from checks.runlog import EventReader, EventWriter, cut
+from checks.supervisor import EVENTS_ENV, STACKS_ENV, finish, supervise
 from checks.teacher import CheckFailed, learner_frame
 from lessons.engine.errors import LabError
+from lessons.engine.limits import LIMITS
 from lessons.engine.paths import relative_to_project
-from lessons.engine.stages import STAGES_BY_KEY, Stage, file_hash
+from lessons.engine.registry import check_name
+from lessons.engine.stages import STAGES_BY_KEY, Stage, content_hash
 from lessons.engine.todo import NotImplementedYet
 
-DEFAULT_TIMEOUT_S = 60
+DEFAULT_TIMEOUT_S = LIMITS.check_timeout_s
 # Library progress bars (saving a tiny model...) would only clutter a failure's report.
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
@@ -74,10 +86,12 @@ def _load(path: Path, stage: Stage):
             raise LabError(f"the reference solution {relative_to_project(path)} is not in this copy "
                            "(your instructor withheld it): run the checks without --reference.")
         raise LabError(f"{relative_to_project(path)} is missing: run `python -m lessons generate` to make it.")
+    source = path.read_bytes()  # hashed and run as read: a file that rewrites itself later counts as it was
+    _events.emit("import", stage=stage.key, hash=content_hash(source))
     spec = importlib.util.spec_from_file_location(f"lesson_{stage.key}_{abs(hash(path))}", path)
     module = importlib.util.module_from_spec(spec)
     try:
-        spec.loader.exec_module(module)
+        exec(compile(source, str(path), "exec"), module.__dict__)  # noqa: S102 - the learner's own lesson
     except SyntaxError as error:
         raise LabError(f"Python cannot read {relative_to_project(path)}: {error.msg} at line {error.lineno}:\n"
                        f"    {(error.text or '').rstrip()}\n  hint: look for a missing bracket, colon or quote "
@@ -189,24 +203,65 @@ def pytest_runtest_makereport(item, call):
     report.lk_message = message or str(call.excinfo.value)
 
 
-# -- recording -------------------------------------------------------------------------
-_results: dict[str, dict[str, dict]] = {}
-_collected: dict[str, int] = {}
-_cut_short: set[str] = set()
+# -- supervision and recording ---------------------------------------------------------
+def _interactive_or_listing(config) -> bool:
+    """Runs the supervisor leaves alone: help and listings run no learner code, a debugger needs the terminal."""
+    option = config.option
+    return any(getattr(option, name, False) for name in (
+        "help", "version", "collectonly", "showfixtures", "show_fixtures_per_test", "markers", "usepdb", "trace"))
 
 
-def pytest_collection_modifyitems(session, config, items):
-    for item in items:
-        stage = _stage_of(item.path)
-        if stage:
-            _collected[stage.key] = _collected.get(stage.key, 0) + 1
+def pytest_cmdline_main(config):
+    """The process the learner started becomes the supervisor; the checks run in its worker."""
+    if os.environ.get(EVENTS_ENV) or _interactive_or_listing(config):
+        return None
+    return supervise(config)
 
 
-def pytest_deselected(items):
-    for item in items:
-        stage = _stage_of(item.path)
-        if stage:
-            _cut_short.add(stage.key)
+class _NoEvents:
+    def emit(self, event: str, **fields) -> None:
+        pass
+
+
+_events: EventWriter | _NoEvents = _NoEvents()
+_unsupervised_log: Path | None = None
+
+
+def _die_with_the_supervisor() -> None:
+    """Linux: the kernel kills the worker when its supervisor dies (by a timeout's SIGKILL, say)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _start_events() -> None:
+    global _events, _unsupervised_log
+    path = os.environ.get(EVENTS_ENV)
+    if path:
+        _die_with_the_supervisor()
+        stacks = os.environ.get(STACKS_ENV)
+        if stacks and hasattr(signal, "SIGUSR1"):
+            faulthandler.register(signal.SIGUSR1, file=open(stacks, "w"), all_threads=True)  # noqa: SIM115
+    else:  # a debugger run: no supervisor, the same log read back at the end
+        handle, name = tempfile.mkstemp(prefix="lab-checks-", suffix=".jsonl")
+        os.close(handle)
+        path = _unsupervised_log = Path(name)
+    _events = EventWriter(path)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    stage = _stage_of(item.path)
+    if stage:
+        marker = item.get_closest_marker("timeout")
+        limit = marker.args[0] if marker else item.config.getoption("--check-timeout")
+        _events.emit("start", stage=stage.key, name=check_name(item.nodeid), limit=limit, t=time.time())
+    yield
+    if stage:
+        _events.emit("end", stage=stage.key, name=check_name(item.nodeid))
 
 
 def pytest_runtest_logreport(report):
@@ -218,51 +273,25 @@ def pytest_runtest_logreport(report):
     message = getattr(report, "lk_message", "") or ("" if report.passed else str(report.longrepr)[-2000:])
     if outcome != "passed" and ("not implemented yet" in message or "not filled in yet" in message):
         outcome = "todo"
-    name = report.nodeid.split("::")[-1]
-    entry = _results.setdefault(stage.key, {}).get(name)
-    if entry is None or entry["outcome"] == "passed":  # an error in teardown still counts
-        _results[stage.key][name] = {"name": name, "title": getattr(report, "lk_title", name),
-                                     "outcome": outcome, "message": message}
+    _events.emit("result", stage=stage.key, name=check_name(report.nodeid), title=getattr(report, "lk_title", ""),
+                 outcome=outcome, message=cut(message))
 
 
 def pytest_sessionfinish(session, exitstatus):
-    config = session.config
-    report_path = config.getoption("--report-json")
-    if report_path:
-        Path(report_path).write_text(json.dumps(_results, indent=1))
-    if config.getoption("--reference") or config.getoption("--lesson-file") or config.getoption("--no-record"):
-        return
-    if not _results:
-        return
-    from lessons.engine.store import Store
-
-    stopped_early = bool(session.shouldstop) or bool(session.shouldfail)
-    try:
-        with Store() as store:
-            for key, results in _results.items():
-                stage = STAGES_BY_KEY[key]
-                complete = (key not in _cut_short and not stopped_early and len(results) == _collected.get(key))
-                store.record_check_run(key, relative_to_project(stage.learner_file),
-                                       file_hash(stage.learner_file), list(results.values()), complete=complete)
-    except Exception as error:  # noqa: BLE001 - recording must never hide the check results
-        print(f"\n(could not save the results to the lab's store: {error})", file=sys.stderr)
+    _events.emit("finished", exitstatus=int(exitstatus),
+                 stopped_early=bool(session.shouldstop) or bool(session.shouldfail))
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    if not _results:
-        return
-    for key, results in _results.items():
-        passed = sum(r["outcome"] == "passed" for r in results.values())
-        stage = STAGES_BY_KEY[key]
-        who = "the reference solution" if config.getoption("--reference") else relative_to_project(
-            lesson_file(config, stage))
-        line = f"LoRA Kitchen stage {stage.label}: {passed} of {len(results)} checks pass on {who}."
-        if passed == len(results) and not config.getoption("--reference"):
-            line += " Stage complete: the next page of the dashboard is open."
+    if _unsupervised_log is None:
+        return  # the supervisor prints the summary once the worker has ended
+    for line in finish(config, EventReader(_unsupervised_log).poll()):
         terminalreporter.write_line(line, bold=True)
+    _unsupervised_log.unlink(missing_ok=True)
 
 
 def pytest_configure(config):
+    _start_events()
     config.addinivalue_line("markers", "timeout(seconds): a longer time limit for one check")
     try:
         from transformers.utils import logging as hf_logging

@@ -3,6 +3,7 @@
     progress        your table of stages (not started / failing / passed / changed)
     pipeline        run the whole assignment end to end (instructors: --reference --quick)
     generate        write the learner files from the reference solutions
+    registry        write checks/registry.json, the list of every check each stage has
     handout         a copy of the project for learners, without the reference solutions
     setup-model     convert the embedded model to its fast cache (set-up does it)
 """
@@ -35,6 +36,14 @@ def _setup_model(args) -> int:
     return 0
 
 
+def _registry(args) -> int:
+    from .engine.registry import REGISTRY_FILE, write_registry
+
+    found = write_registry()
+    print(f"{REGISTRY_FILE}: " + ", ".join(f"{key} {len(names)}" for key, names in found.items()))
+    return 0
+
+
 def _handout(args) -> int:
     """Copy the project without the reference solutions (for instructors who withhold them)."""
     out = Path(args.out).resolve()
@@ -53,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("progress", help="your table of stages").set_defaults(run=_progress)
     commands.add_parser("setup-model", help="convert the embedded model once").set_defaults(run=_setup_model)
+    commands.add_parser("registry", help="write the registry of checks").set_defaults(run=_registry)
     handout = commands.add_parser("handout", help="a learner copy without the reference solutions")
     handout.add_argument("--out", default="handout", help="folder to write (default: ./handout)")
     handout.set_defaults(run=_handout)

@@ -18,6 +18,7 @@ from streamlit.testing.v1 import AppTest
 from dashboard.logic import lesson
 from lessons.engine.stages import STAGES, STAGES_BY_KEY, file_hash
 from lessons.engine.store import Store
+from tests.records import whole_run
 
 APP = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
 _learners = itertools.count()
@@ -51,14 +52,13 @@ def open_page(page: str | None = None, *, demo: bool = False, timeout: float = 1
 
 
 def seed(key: str, outcomes: dict[str, str] | None = None, *, learner: str | None = None) -> None:
-    """A complete check run of stage ``key`` on the learner file as it is now."""
+    """A complete check run of stage ``key`` on the learner file as it is now (default: every check passed)."""
     stage = STAGES_BY_KEY[key]
-    outcomes = outcomes or {"test_one": "passed"}
+    results = [{"name": name, "title": f"{name} in words", "outcome": outcome,
+                "message": "" if outcome == "passed" else f"{name}: not yet\n  hint: which?"}
+               for name, outcome in outcomes.items()] if outcomes else whole_run(key)
     with Store(learner=learner) as store:
-        store.record_check_run(key, str(stage.learner_file), file_hash(stage.learner_file),
-                               [{"name": name, "title": f"{name} in words", "outcome": outcome,
-                                 "message": "" if outcome == "passed" else f"{name}: not yet\n  hint: which?"}
-                                for name, outcome in outcomes.items()], complete=True)
+        store.record_check_run(key, str(stage.learner_file), file_hash(stage.learner_file), results, complete=True)
 
 
 def texts(elements) -> str:
@@ -296,7 +296,7 @@ def test_class_page_explains_the_set_up_without_a_class_folder(learner):
 def test_class_page_charts_everyones_loss_and_perplexity(learner, monkeypatch, tmp_path):
     for name, losses, ppl in (("ada", [3.0, 2.4], 12.0), ("bob", [3.1, 2.8, 2.6], 14.5)):
         with Store(tmp_path / name / "lab.sqlite", learner=name) as store:
-            store.record_check_run("stage1", "f", "h", [{"name": "t", "outcome": "passed"}], complete=True)
+            store.record_check_run("stage1", "f", "h", whole_run("stage1"), complete=True)
             run = store.start_run("train", {"rank": 8})
             for step, loss in enumerate(losses, start=1):
                 store.log_metric(run, step, loss=loss)

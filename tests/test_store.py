@@ -10,8 +10,10 @@ import textwrap
 import time
 
 from lessons.engine.progress import CHANGED, FAILING, NOT_STARTED, PASSED, stage_progress
+from lessons.engine.registry import stage_checks
 from lessons.engine.stages import STAGES_BY_KEY, file_hash
 from lessons.engine.store import Store
+from tests.records import whole_run
 
 WRITER = textwrap.dedent("""
     import sys
@@ -88,14 +90,22 @@ def test_progress_follows_the_file_hash(tmp_path):
     stage = STAGES_BY_KEY["stage1"]
     store = Store(tmp_path / "p.sqlite", learner="ada")
     assert stage_progress(store, stage).status == NOT_STARTED
-    passing = [{"name": "test_a", "outcome": "passed"}, {"name": "test_b", "outcome": "passed"}]
+    passing = whole_run("stage1")
     store.record_check_run("stage1", "lessons/stage1_concepts.py", file_hash(stage.learner_file), passing, complete=True)
     assert stage_progress(store, stage).status == PASSED
     assert stage_progress(store, stage).unlocked_next
     store.record_check_run("stage1", "lessons/stage1_concepts.py", "an-older-file", passing, complete=True)
     assert stage_progress(store, stage).status == CHANGED
     store.record_check_run("stage1", "lessons/stage1_concepts.py", file_hash(stage.learner_file),
-                           [{"name": "test_a", "outcome": "passed"}, {"name": "test_b", "outcome": "failed"}],
+                           whole_run("stage1", {stage_checks("stage1")[-1]: "failed"}), complete=True)
+    assert stage_progress(store, stage).status == FAILING
+
+
+def test_a_run_that_says_complete_but_lacks_a_registered_check_does_not_pass(tmp_path):
+    stage = STAGES_BY_KEY["stage1"]
+    store = Store(tmp_path / "p.sqlite", learner="ada")
+    all_but_one = whole_run("stage1")[:-1]
+    store.record_check_run("stage1", "lessons/stage1_concepts.py", file_hash(stage.learner_file), all_but_one,
                            complete=True)
     assert stage_progress(store, stage).status == FAILING
 

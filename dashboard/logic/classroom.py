@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lessons.engine.progress import run_passes_stage
 from lessons.engine.stages import STAGES
 from lessons.engine.store import Store
 
@@ -75,8 +76,7 @@ def read_learner(name: str, path: Path) -> LearnerSummary:
             if run is None:
                 summary.stages[stage.label], summary.checks[stage.label] = "not started", "–"
                 continue
-            passed = bool(run["complete"]) and run["total"] > 0 and run["passed"] == run["total"]
-            summary.stages[stage.label] = "passed" if passed else "failing"
+            summary.stages[stage.label] = "passed" if run_passes_stage(run) else "failing"
             summary.checks[stage.label] = f"{run['passed']}/{run['total']}"
         for run in store.runs("train"):
             run["metrics"] = store.metrics(run["id"])

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .registry import stage_checks
 from .stages import STAGES, Stage, file_hash
 from .store import Store
 
@@ -23,10 +24,22 @@ class StageProgress:
         return self.status == PASSED
 
 
+def run_passes_stage(run: dict) -> bool:
+    """Every check in the stage's registry passed in this one run.
+
+    What the run happened to collect does not matter: a run of one test file, of
+    ``-k`` or of a single node id leaves registry checks without an outcome, so it
+    never passes the stage, whatever its ``complete`` flag says.
+    """
+    names = stage_checks(run["stage"])
+    outcomes = {result["check_name"]: result["outcome"] for result in run.get("results", [])}
+    return bool(names) and bool(run["complete"]) and all(outcomes.get(name) == "passed" for name in names)
+
+
 def stage_progress(store: Store, stage: Stage) -> StageProgress:
     """The status of one stage from the newest complete check run and the file's current hash.
 
-    A run that was cut short (``-k``, ``-x``) never counts as passing a stage.
+    A run that was cut short (``-k``, ``-x``, one test file) never counts as passing a stage.
     """
     run = store.latest_check_run(stage.key, complete_only=True) or store.latest_check_run(stage.key)
     if run is None:
@@ -34,7 +47,7 @@ def stage_progress(store: Store, stage: Stage) -> StageProgress:
     progress = StageProgress(stage, FAILING, run["passed"], run["total"], run)
     if run["file_hash"] != file_hash(stage.learner_file):
         progress.status = CHANGED
-    elif run["complete"] and run["total"] and run["passed"] == run["total"]:
+    elif run_passes_stage(run):
         progress.status = PASSED
     return progress
 

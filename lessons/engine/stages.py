@@ -54,6 +54,11 @@ def stage(key: str) -> Stage:
     return STAGES_BY_KEY[key]
 
 
+def content_hash(data: bytes) -> str:
+    """A short fingerprint of a file's bytes: the checks hash what they imported, the dashboard what is on disk."""
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
 def file_hash(path: Path) -> str:
     """A short fingerprint of a learner file, to know whether it changed since its checks ran."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16] if Path(path).exists() else ""
+    return content_hash(Path(path).read_bytes()) if Path(path).exists() else ""

@@ -122,15 +122,20 @@ class Store:
 
     # -- checks -------------------------------------------------------------------
     def record_check_run(self, stage: str, file_path: str, file_hash: str,
-                         results: list[dict], *, complete: bool) -> int:
-        """Save one ``pytest checks/<stage>`` run: a dict per check with name, title, outcome, message."""
+                         results: list[dict], *, complete: bool, total: int | None = None) -> int:
+        """Save one ``pytest checks/<stage>`` run: a dict per check with name, title, outcome, message.
+
+        ``total`` is how many checks the stage has (default: as many as ``results``);
+        a run that ran fewer is recorded with the checks it ran, out of that total.
+        """
         passed = sum(result["outcome"] == "passed" for result in results)
+        total = len(results) if total is None else total
         with self.transaction() as conn:
             cursor = conn.execute(
                 "INSERT INTO check_runs (learner, stage, file_path, file_hash, complete, passed, failed, total, created)"
                 " VALUES (?,?,?,?,?,?,?,?,?)",
-                (self.learner, stage, file_path, file_hash, int(complete), passed, len(results) - passed,
-                 len(results), time.time()))
+                (self.learner, stage, file_path, file_hash, int(complete), passed, total - passed,
+                 total, time.time()))
             conn.executemany("INSERT INTO check_results (run_id, check_name, title, outcome, message)"
                              " VALUES (?,?,?,?,?)",
                              [(cursor.lastrowid, r["name"], r.get("title", ""), r["outcome"], r.get("message", ""))
