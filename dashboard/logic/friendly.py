@@ -9,6 +9,7 @@ from __future__ import annotations
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Collection
 
 from lessons.engine.errors import LabError
 from lessons.engine.paths import LESSONS_DIR, PROJECT_ROOT, relative_to_project
@@ -32,37 +33,45 @@ class FriendlyError:
         return "\n\n".join(parts)
 
 
-def _is_lesson_file(path: Path) -> bool:
-    return path.suffix == ".py" and path.name.startswith("stage") and path.parent in (
-        LESSONS_DIR, LESSONS_DIR / "reference")
+def is_lesson_file(path: Path, learner_files: Collection[str] = ()) -> bool:
+    """A ``lessons/stage*.py`` (or ``lessons/reference/``), or one of ``learner_files`` (absolute paths)."""
+    return str(path) in learner_files or (path.suffix == ".py" and path.name.startswith("stage") and path.parent in (
+        LESSONS_DIR, LESSONS_DIR / "reference"))
 
 
-def lesson_frame(error: BaseException) -> traceback.FrameSummary | None:
+def lesson_frame(error: BaseException, learner_files: Collection[str] = ()) -> traceback.FrameSummary | None:
     """The deepest frame of the traceback inside a lesson file (the learner's code), if any."""
     found = None
     for frame in traceback.extract_tb(error.__traceback__):
-        if _is_lesson_file(Path(frame.filename).resolve()):
+        if is_lesson_file(Path(frame.filename).resolve(), learner_files):
             found = frame
     return found
 
 
-def friendly_error(error: BaseException, *, doing: str = "") -> FriendlyError:
+def friendly_error(error: BaseException, *, doing: str = "", learner_files: Collection[str] = ()) -> FriendlyError:
     """Turn an exception into words for the page.
 
     Args:
         doing: what the page was doing, e.g. ``"tokenizing your text"``; default none.
+        learner_files: absolute paths that count as the learner's code besides ``lessons/stage*.py``
+            (the file the worker imported for a stage); default none.
     """
     details = "".join(traceback.format_exception(type(error), error, error.__traceback__))
     prefix = f"While {doing}: " if doing else ""
+    frame = lesson_frame(error, learner_files)
+    location = f"{relative_to_project(frame.filename)}:{frame.lineno}: {(frame.line or '').strip()}" if frame else ""
+    if isinstance(error, (SystemExit, KeyboardInterrupt)):
+        called = f"sys.exit({error.code!r})" if isinstance(error, SystemExit) else "raise KeyboardInterrupt"
+        return FriendlyError(f"{prefix}your code called {called}, which would end the whole program.", location,
+                             "A function on a page must return its result. The worker that runs your code caught "
+                             "it and is still running; remove the exit and save the file.", details)
     if isinstance(error, NotImplementedYet):
         return FriendlyError(f"{prefix}{error}", f"{error.filename}:{error.line}",
                              "Fill in that TODO, run the checks, and this part of the page comes to life.", details)
     if isinstance(error, LabError):
         return FriendlyError(f"{prefix}{error}", details=details)
     kind = f"{type(error).__name__}: {error}".strip().rstrip(":")
-    frame = lesson_frame(error)
     if frame is not None:
-        location = f"{relative_to_project(frame.filename)}:{frame.lineno}: {(frame.line or '').strip()}"
         return FriendlyError(f"{prefix}your code raised {kind}", location,
                              "Read the error; the line shown is where your code stopped. "
                              "The stage's checks may say more: run them.", details)

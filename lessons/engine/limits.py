@@ -19,6 +19,8 @@ class Limits:
     own_dataset_max_rows: int = 100_000      # stage 7: a dataset with more rows than this is refused
     own_dataset_max_field_chars: int = 100_000  # stage 7: one field longer than this is refused (a broken quote?)
     report_example_chars: int = 500          # stage 7: an example kept in a cleaning report is cut to this length
+    worker_output_bytes: int = 20_000        # dashboard: a page's worker keeps this much of what learner code prints
+                                             # (the end), and echoes at most this much per call to the terminal
 
 
 LIMITS = Limits()
