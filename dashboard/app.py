@@ -27,6 +27,7 @@ import streamlit as st  # noqa: E402
 
 from dashboard.ui import DEMO_KEY, demo_requested, open_store, report_download_button  # noqa: E402
 from lessons.engine.progress import PASSED, all_progress  # noqa: E402
+from lessons.engine.store_file import StoreDamaged, repair  # noqa: E402
 
 st.set_page_config(page_title="LoRA Kitchen", page_icon="🍳", layout="wide")
 
@@ -47,7 +48,18 @@ with st.sidebar:
               help="For instructors: opens every page and draws the results with the reference solutions.")
     report_download_button("sidebar_report")
 
-progress = all_progress(open_store())
+def _repair(path) -> None:
+    st.session_state["_store_repaired"] = repair(path)
+
+
+try:
+    progress = all_progress(open_store())
+except StoreDamaged as damage:  # every page needs the store: say what happened and offer the repair
+    st.error(str(damage))
+    st.button("Repair the store now", type="primary", on_click=_repair, args=(damage.path,))
+    st.stop()
+if "_store_repaired" in st.session_state:
+    st.success(f"The store was repaired: {st.session_state.pop('_store_repaired')}.")
 demo = bool(st.session_state[DEMO_KEY])
 
 

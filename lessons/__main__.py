@@ -3,6 +3,7 @@
     progress        your table of stages (not started / failing / passed / changed)
     pipeline        run the whole assignment end to end (instructors: --reference --quick)
     generate        write the learner files from the reference solutions
+    repair-store    move a damaged store aside and restore its backup
     registry        write checks/registry.json, the list of every check each stage has
     handout         a copy of the project for learners, without the reference solutions
     setup-model     convert the embedded model to its fast cache (set-up does it)
@@ -36,6 +37,15 @@ def _setup_model(args) -> int:
     return 0
 
 
+def _repair_store(args) -> int:
+    from .engine.store import default_store_path
+    from .engine.store_file import repair
+
+    path = default_store_path()
+    print(f"{path}: {repair(path)}.")
+    return 0
+
+
 def _registry(args) -> int:
     from .engine.registry import REGISTRY_FILE, write_registry
 
@@ -62,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("progress", help="your table of stages").set_defaults(run=_progress)
     commands.add_parser("setup-model", help="convert the embedded model once").set_defaults(run=_setup_model)
+    commands.add_parser("repair-store", help="move a damaged store aside, restore its backup"
+                        ).set_defaults(run=_repair_store)
     commands.add_parser("registry", help="write the registry of checks").set_defaults(run=_registry)
     handout = commands.add_parser("handout", help="a learner copy without the reference solutions")
     handout.add_argument("--out", default="handout", help="folder to write (default: ./handout)")

@@ -116,3 +116,111 @@ def test_a_partial_run_never_passes_a_stage(tmp_path):
     store.record_check_run("stage1", "lessons/stage1_concepts.py", file_hash(stage.learner_file),
                            [{"name": "test_a", "outcome": "passed"}], complete=False)
     assert stage_progress(store, stage).status == FAILING
+
+
+# -- a damaged store is said, repaired from its backup, never silently lost ----------------------------
+def _lab(args: list[str], home) -> subprocess.CompletedProcess:
+    env = {**os.environ, "LAB_HOME": str(home), "LAB_LEARNER": "ada"}
+    env.pop("LAB_CLASS_DIR", None)
+    return subprocess.run([sys.executable, "-m", "lessons", *args], capture_output=True, text=True, env=env,
+                          cwd=os.getcwd())
+
+
+def age_backup(home) -> None:
+    """Make the backup look older than BACKUP_EVERY_S, as it is after ten minutes of work."""
+    from lessons.engine.store_file import BACKUP_EVERY_S
+
+    backup = home / "lab.sqlite.backup"
+    assert backup.exists(), "the first writable open makes a backup"
+    then = time.time() - BACKUP_EVERY_S - 1
+    os.utime(backup, (then, then))
+
+
+def test_a_cut_store_is_said_then_repaired_from_its_backup(tmp_path):
+    home = tmp_path / "home"
+    with Store(home / "lab.sqlite", learner="ada") as store:
+        store.save_answer("stage1", "q1", "tokens are pieces of words")
+    age_backup(home)
+    with Store(home / "lab.sqlite", learner="ada") as store:  # backs up q1; what follows is only in the store
+        for i in range(300):
+            store.save_answer("stage2", f"q{i}", "x" * 500)
+    size = (home / "lab.sqlite").stat().st_size
+    with open(home / "lab.sqlite", "r+b") as file:
+        file.truncate(size // 2)
+
+    done = _lab(["progress"], home)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert "the lab's store" in done.stderr and "is damaged" in done.stderr
+    assert "python -m lessons repair-store" in done.stderr and "restores the backup of" in done.stderr
+
+    done = _lab(["repair-store"], home)
+    assert done.returncode == 0 and "restored the backup of" in done.stdout, done.stdout + done.stderr
+    damaged = [path for path in home.iterdir() if ".damaged-" in path.name and not path.name.endswith(("-wal", "-shm"))]
+    assert len(damaged) == 1 and damaged[0].stat().st_size == size // 2, "the damaged file is kept, as it was"
+    with Store(home / "lab.sqlite", learner="ada") as store:
+        assert store.answers() == {("stage1", "q1"): "tokens are pieces of words"}
+    assert _lab(["progress"], home).returncode == 0
+
+
+def test_an_emptied_store_is_damage_not_a_fresh_start(tmp_path):
+    home = tmp_path / "home"
+    with Store(home / "lab.sqlite", learner="ada") as store:
+        store.save_answer("stage1", "q1", "kept in the backup")
+    age_backup(home)
+    Store(home / "lab.sqlite", learner="ada").close()  # backs up q1
+    (home / "lab.sqlite").write_bytes(b"")
+    done = _lab(["progress"], home)
+    assert done.returncode == 2 and "the file is empty" in done.stderr, done.stderr
+    assert _lab(["repair-store"], home).returncode == 0
+    with Store(home / "lab.sqlite", learner="ada") as store:
+        assert store.answers() == {("stage1", "q1"): "kept in the backup"}
+
+
+def test_without_a_backup_repair_starts_fresh_and_keeps_the_damaged_file(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "lab.sqlite").write_bytes(b"not a database at all" * 100)
+    assert "starts a fresh store" in _lab(["progress"], home).stderr
+    done = _lab(["repair-store"], home)
+    assert "no sound backup, so a fresh store starts" in done.stdout, done.stdout
+    assert _lab(["progress"], home).returncode == 0
+    assert any(".damaged-" in path.name for path in home.iterdir())
+
+
+CREATOR = textwrap.dedent("""
+    import sys, time
+    from lessons.engine.store import Store
+    path, index, start = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+    time.sleep(max(0.0, start - time.time()))  # every process opens the missing store at the same moment
+    with Store(path, learner=f"p{index}") as store:
+        for i in range(20):
+            store.save_answer("stage1", f"q{i}", "a")
+    with Store(path, learner=f"p{index}", read_only=True) as reader:
+        assert len(reader.answers()) == 20
+""")
+
+
+def test_thirty_processes_creating_one_store_lose_nothing(tmp_path):
+    for trial in range(3):
+        path = tmp_path / f"trial{trial}" / "lab.sqlite"
+        start = time.time() + 4.0  # after every interpreter has started
+        processes = [subprocess.Popen([sys.executable, "-c", CREATOR, str(path), str(i), str(start)],
+                                      stderr=subprocess.PIPE, text=True, cwd=os.getcwd()) for i in range(30)]
+        errors = [p.communicate(timeout=120)[1] for p in processes]
+        assert all(p.returncode == 0 for p in processes), "\n".join(e for e in errors if e)[-3000:]
+        with sqlite3.connect(path) as conn:
+            assert conn.execute("SELECT COUNT(*) FROM answers").fetchone()[0] == 30 * 20
+            assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_a_store_of_the_previous_version_opens_and_is_migrated(tmp_path):
+    from lessons.engine.store import MIGRATIONS, SCHEMA
+
+    path = tmp_path / "lab.sqlite"
+    with sqlite3.connect(path) as old:  # as stores were made before the schema had a version
+        old.execute("PRAGMA journal_mode=WAL")
+        old.executescript(SCHEMA)
+        old.execute("INSERT INTO answers VALUES ('ada', 'stage1', 'q', 'an old answer', 1.0)")
+    with Store(path, learner="ada") as store:
+        assert store._conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+        assert store.answers() == {("stage1", "q"): "an old answer"}

@@ -4,7 +4,8 @@ Everything a learner does that is worth keeping goes here: check results (with
 a hash of the file they ran on), training runs and their metrics, generations,
 evaluations, written answers, hints revealed. Each write is one transaction, so
 a process killed mid-write leaves the database as it was before that write:
-nothing half-written, nothing earlier lost.
+nothing half-written, nothing earlier lost. How the file itself is made,
+checked, migrated, backed up and repaired: ``store_file.py``.
 
 In a class (``LAB_CLASS_DIR`` set), each learner's database lives in their own
 folder, ``$LAB_CLASS_DIR/<learner>/lab.sqlite``; the instructor's Class page
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .paths import lab_home, learner_id
+from .store_file import StoreDamaged, connect, is_damage
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS check_runs (
@@ -66,6 +68,18 @@ CREATE TABLE IF NOT EXISTS results (
 """
 
 
+def _create_tables(conn: sqlite3.Connection) -> None:
+    for statement in SCHEMA.split(";\n"):
+        if statement.strip():
+            conn.execute(statement)
+
+
+# Schema version N is reached by running MIGRATIONS[:N] in order; append a step, never edit an old one.
+MIGRATIONS = [
+    _create_tables,  # 1: the tables above
+]
+
+
 def default_store_path(learner: str | None = None) -> Path:
     learner = learner or learner_id()
     class_dir = os.environ.get("LAB_CLASS_DIR")
@@ -90,16 +104,7 @@ class Store:
     def __init__(self, path: str | Path | None = None, *, learner: str | None = None, read_only: bool = False):
         self.learner = learner or learner_id()
         self.path = Path(path) if path else default_store_path(self.learner)
-        if read_only:
-            self._conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30,
-                                         check_same_thread=False)
-        else:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
-            self._conn.execute("PRAGMA journal_mode=WAL")   # readers never block the writer
-            self._conn.execute("PRAGMA synchronous=NORMAL")  # durable across a killed process
-            with self._conn:
-                self._conn.executescript(SCHEMA)
+        self._conn = connect(self.path, read_only=read_only, migrations=MIGRATIONS)
         self._conn.row_factory = sqlite3.Row
 
     def close(self) -> None:
@@ -114,11 +119,23 @@ class Store:
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """All the writes inside happen together, or not at all."""
-        with self._conn:
-            yield self._conn
+        with self._damage_said():
+            with self._conn:
+                yield self._conn
 
     def _rows(self, sql: str, *params) -> list[dict]:
-        return [dict(row) for row in self._conn.execute(sql, params)]
+        with self._damage_said():
+            return [dict(row) for row in self._conn.execute(sql, params)]
+
+    @contextmanager
+    def _damage_said(self) -> Iterator[None]:
+        """A file damaged while open reads as ``StoreDamaged`` (what to run), not as SQLite's words."""
+        try:
+            yield
+        except sqlite3.DatabaseError as error:
+            if is_damage(error):
+                raise StoreDamaged(self.path, str(error)) from None
+            raise
 
     # -- checks -------------------------------------------------------------------
     def record_check_run(self, stage: str, file_path: str, file_hash: str,
