@@ -5,19 +5,31 @@ saved to a temporary folder so loading is checked exactly as for a real model.
 """
 import torch
 
-from checks.teacher import call, expect
-from lessons.engine.tiny import tiny_llama
+from checks.teacher import call, expect, short
+from lessons.engine.tiny import lively_llama, tiny_llama
 
 
 def test_pick_device_prefers_cuda(lesson, monkeypatch):
-    """pick_device uses the GPU when there is one, and the CPU otherwise."""
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    """pick_device uses the GPU when there is one (CUDA first, then Apple's MPS), and the CPU otherwise."""
+    has_mps = getattr(torch.backends, "mps", None) is not None
+
+    def machine(cuda: bool, mps: bool) -> None:
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+        if has_mps:
+            monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+
+    machine(cuda=True, mps=True)  # both at once: the order of the questions shows
     got = call(lesson.pick_device)
-    expect(got == "cuda", lesson.pick_device, "with a CUDA GPU available it should be chosen.",
-           expected="'cuda'", got=got, hint="Which device is fastest when torch.cuda.is_available() is True?")
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    if getattr(torch.backends, "mps", None) is not None:
-        monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    expect(got == "cuda", lesson.pick_device, "with a CUDA GPU available it should be chosen, even beside MPS.",
+           expected="'cuda'", got=got,
+           hint=("Which question does your code ask first? The docstring names the order: cuda, mps, cpu."
+                 if got == "mps" else "Which device is fastest when torch.cuda.is_available() is True?"))
+    if has_mps:
+        machine(cuda=False, mps=True)
+        got = call(lesson.pick_device)
+        expect(got == "mps", lesson.pick_device, "on an Apple GPU (MPS) without CUDA, MPS should be chosen.",
+               expected="'mps'", got=got, hint="What does torch.backends.mps.is_available() say on a Mac?")
+    machine(cuda=False, mps=False)
     got = call(lesson.pick_device)
     expect(got == "cpu", lesson.pick_device, "without any GPU the answer must be the CPU.",
            expected="'cpu'", got=got, hint="What is left when neither CUDA nor MPS is available?")
@@ -80,18 +92,56 @@ def test_show_tokens(lesson, tokenizer):
            expected=text, got=rebuilt, hint="Decode one id at a time: tokenizer.decode([token_id]).")
 
 
-def test_generate_text_returns_only_new_text(lesson, tiny_model, tokenizer):
+def _continuation(model, tokenizer, prompt: str, max_new_tokens: int, **sampling) -> tuple[str, list[int], int]:
+    """transformers' own continuation: (new text, every id of the output, how many of them are the prompt's)."""
+    inputs = tokenizer(prompt, return_tensors="pt")
+    output = model.generate(**inputs, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
+                            **(sampling or {"do_sample": False}))
+    start = inputs["input_ids"].shape[1]
+    return tokenizer.decode(output[0, start:], skip_special_tokens=True), output[0].tolist(), start
+
+
+def _slice_hint(got: str, tokenizer, ids: list[int], start: int, want: str) -> str:
+    """A hint that names the mistake the text shows: a slice off by a token, or too many or too few tokens."""
+    for shift, words in ((-1, "one token too early: the prompt's last token came back"),
+                         (1, "one token too late: the first new token is missing")):
+        if got == tokenizer.decode(ids[start + shift:], skip_special_tokens=True):
+            return (f"The text starts {words}. How many tokens does the prompt have, and at which index "
+                    "does the first new one sit?")
+    if got and (want.startswith(got) or got.startswith(want)):
+        return "The text starts right but its length is off: is max_new_tokens passed on to generate?"
+    return "temperature=0 means do_sample=False: is that what generate was asked for?"
+
+
+def test_generate_text_returns_only_new_text(lesson, tokenizer):
     """generate_text returns only what the model added, at most max_new_tokens of it."""
+    model = lively_llama(tokenizer)  # its greedy text is not one token repeated, so a slice off by one shows
     prompt = "RECIPE: Tomato Soup\nINGREDIENTS:"
-    got = call(lesson.generate_text, tiny_model, tokenizer, prompt, max_new_tokens=12, temperature=0)
+    got = call(lesson.generate_text, model, tokenizer, prompt, max_new_tokens=12, temperature=0)
     expect(isinstance(got, str), lesson.generate_text, "it must return text (a str).", expected="a str", got=got)
     expect(not got.startswith(prompt), lesson.generate_text, "the prompt came back too: return only the new text.",
            expected="text after the prompt", got=got, hint="How many tokens at the start of the output are the prompt's?")
-    inputs = tokenizer(prompt, return_tensors="pt")
-    greedy = tiny_model.generate(**inputs, max_new_tokens=12, do_sample=False, pad_token_id=tokenizer.pad_token_id)
-    want = tokenizer.decode(greedy[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+    want, ids, start = _continuation(model, tokenizer, prompt, 12)
     expect(got == want, lesson.generate_text, "with temperature=0 the output must be the greedy continuation.",
-           expected=want, got=got, hint="temperature=0 means do_sample=False; is max_new_tokens passed on?")
+           expected=short(want), got=got, hint=_slice_hint(got, tokenizer, ids, start, want))
+
+
+def test_generate_text_passes_temperature_and_top_p(lesson, tokenizer):
+    """generate_text samples with the temperature and top_p it is given, not with generate's defaults."""
+    model = lively_llama(tokenizer)  # peaked like a real model: temperature and top-p change what it writes
+    prompt = "RECIPE: Banana Pancakes\nINGREDIENTS:"
+    greedy = call(lesson.generate_text, model, tokenizer, prompt, max_new_tokens=10, temperature=0)
+    # Each setting leaves only the most probable token worth drawing, so sampling must give your greedy text;
+    # generate's defaults (temperature 1, top_p 1) draw from far more tokens and almost never do.
+    for settings, name, why in (({"temperature": 1.0, "top_p": 0.01}, "top_p",
+                                 "with top_p=0.01 only the most probable token is left in the nucleus"),
+                                ({"temperature": 0.01, "top_p": 1.0}, "temperature",
+                                 "temperature 0.01 makes the most probable token all but certain")):
+        for seed in (0, 1, 2):
+            got = call(lesson.generate_text, model, tokenizer, prompt, max_new_tokens=10, seed=seed, **settings)
+            expect(got == greedy, lesson.generate_text, f"{why}, so it must write what temperature=0 writes "
+                   f"(settings {settings}, seed {seed}).", expected=short(greedy), got=got,
+                   hint=f"Does the {name} you were given reach model.generate, or does generate use its own default?")
 
 
 def test_generate_text_seed_repeats(lesson, tiny_model, tokenizer):

@@ -11,4 +11,28 @@ MISTAKES = [
             caught_by="test_count_parameters"),
     Mistake("stage1", "ignores the seed", "    if seed is not None:\n        torch.manual_seed(seed)\n", "",
             caught_by="test_generate_text_seed_repeats"),
+    Mistake("stage1", "samples without passing temperature or top_p, so generate uses its own defaults",
+            '{"do_sample": True, "temperature": temperature, "top_p": top_p}', '{"do_sample": True}',
+            caught_by="test_generate_text_passes_temperature_and_top_p"),
+    Mistake("stage1", "passes temperature but forgets top_p",
+            '{"do_sample": True, "temperature": temperature, "top_p": top_p}',
+            '{"do_sample": True, "temperature": temperature}',
+            caught_by="test_generate_text_passes_temperature_and_top_p"),
+    Mistake("stage1", "passes top_p but forgets temperature",
+            '{"do_sample": True, "temperature": temperature, "top_p": top_p}', '{"do_sample": True, "top_p": top_p}',
+            caught_by="test_generate_text_passes_temperature_and_top_p"),
+    Mistake("stage1", "asks for Apple's MPS before CUDA",
+            '    if torch.cuda.is_available():\n        return "cuda"\n'
+            '    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():\n'
+            '        return "mps"\n',
+            '    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():\n'
+            '        return "mps"\n'
+            '    if torch.cuda.is_available():\n        return "cuda"\n',
+            caught_by="test_pick_device_prefers_cuda"),
+    Mistake("stage1", "slices the output one token early, so the prompt's last token comes back",
+            "output[0, prompt_length:]", "output[0, prompt_length - 1:]",
+            caught_by="test_generate_text_returns_only_new_text"),
+    Mistake("stage1", "slices the output one token late, so the first new token is lost",
+            "output[0, prompt_length:]", "output[0, prompt_length + 1:]",
+            caught_by="test_generate_text_returns_only_new_text"),
 ]
