@@ -4,6 +4,7 @@
     pipeline        run the whole assignment end to end (instructors: --reference --quick)
     generate        write the learner files from the reference solutions
     repair-store    move a damaged store aside and restore its backup
+    mutation-score  how many mutants of the learner's code the checks kill (maintainers; minutes to hours)
     registry        write checks/registry.json, the list of every check each stage has
     handout         a copy of the project for learners, without the reference solutions
     setup-model     convert the embedded model to its fast cache (set-up does it)
@@ -84,15 +85,18 @@ def main(argv: list[str] | None = None) -> int:
     pipeline.set_defaults(run=None)
     bench = commands.add_parser("bench", help="baseline vs lab training benchmark", add_help=False)
     bench.set_defaults(run=None)
+    commands.add_parser("mutation-score", help="the checks' mutation score", add_help=False).set_defaults(run=None)
 
     argv = sys.argv[1:] if argv is None else argv
-    # These three parse their own options.
-    if argv and argv[0] in {"generate", "pipeline", "bench"}:
+    # These parse their own options.
+    if argv and argv[0] in {"generate", "pipeline", "bench", "mutation-score"}:
         try:
             if argv[0] == "generate":
                 from .engine.blanks import main as command
             elif argv[0] == "pipeline":
                 from .engine.pipeline import main as command
+            elif argv[0] == "mutation-score":
+                from checks.mutation import main as command
             else:
                 from .engine.bench import main as command
             return command(argv[1:])

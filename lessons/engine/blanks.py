@@ -162,6 +162,30 @@ def transform(source: str, filename: str = "<reference>") -> tuple[str, list[Exe
     return "\n".join(out) + "\n", exercises
 
 
+def learner_spans(source: str) -> list[tuple[int, int, int]]:
+    """Where a reference's learner code is: ``(line, first column, end column)``, 1-based lines, 0-based columns.
+
+    A TODO region's code lines count whole; a blank counts only its expression.
+    The mutation score mutates these spans and nothing else (never the given code).
+
+    >>> learner_spans("x = f(1)  # BLANK: f\\n### BEGIN SOLUTION\\ny = 2\\n### END SOLUTION\\n")
+    [(1, 4, 5), (3, 0, 5)]
+    """
+    spans, inside = [], False
+    for number, line in enumerate(source.splitlines(), start=1):
+        stripped = line.strip()
+        if stripped.startswith((BEGIN, END)):
+            inside = stripped.startswith(BEGIN)
+        elif inside and stripped and not stripped.startswith((HINT, PARTIAL, "#")):
+            spans.append((number, 0, len(line)))
+        elif not inside and (blank := BLANK_RE.search(line)):
+            code = line[: blank.start()]
+            for expression in (part.strip() for part in blank.group("spec").partition(" -- ")[0].split(" | ")):
+                start = code.index(expression)
+                spans.append((number, start, start + len(expression)))
+    return spans
+
+
 def reference_files() -> list[Path]:
     """Every reference solution, in stage order."""
     return sorted(REFERENCE_DIR.glob("stage*.py"))
