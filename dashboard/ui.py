@@ -1,8 +1,10 @@
-"""Drawing pieces every page shares: the stage page, error boxes, cached models.
+"""Drawing pieces every page shares: the stage page, error boxes, running a task in the worker.
 
 Logic lives in ``dashboard.logic`` (tested without Streamlit); this module only
-draws it. Session keys that belong to one stage page carry its prefix
-(``stage3_...``); the shared ones (``demo``) are set once in ``app.py``.
+draws it. Learner code never runs in this process: ``run_task`` sends it to the
+worker process (``dashboard.logic.kernel``), which holds the models. Session
+keys that belong to one stage page carry its prefix (``stage3_...``); the
+shared ones (``demo``) are set once in ``app.py``.
 """
 from __future__ import annotations
 
@@ -11,21 +13,19 @@ import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
-from types import ModuleType
 from typing import Any, Callable, Iterator
 
 import streamlit as st
 
 from lessons.engine.errors import LabError
-from lessons.engine.modules import load_stage_module
 from lessons.engine.paths import learner_id, relative_to_project
 from lessons.engine.progress import PASSED, stage_progress
-from lessons.engine.stages import Stage, file_hash, stage as find_stage
+from lessons.engine.stages import Stage, stage as find_stage
 from lessons.engine.store import Store
 
 from dashboard.logic import lesson as lesson_logic
 from dashboard.logic.friendly import FriendlyError, friendly_error
-from dashboard.logic.guard import LearnerCodeTimeout, call_with_time_limit, function_name
+from dashboard.logic.kernel import LessonRef, TaskFailed, lesson_ref, shared_kernel
 from dashboard.logic.questions import questions_for
 
 DEMO_KEY = "demo"
@@ -96,170 +96,102 @@ def show_error(problem: FriendlyError) -> None:
 
 
 class LearnerCodeStopped(Exception):
-    """Raised by ``run_learner_code`` after it drew the error box: the ``friendly`` block around it ends quietly."""
+    """Raised by ``run_task`` after it drew the error box: the ``friendly`` block around it ends quietly."""
 
 
 @contextmanager
 def friendly(doing: str = "") -> Iterator[None]:
-    """Run learner code inside; an exception becomes an error box with file and line, never a crashed page.
+    """Draw inside; an exception becomes an error box (with file and line), never a crashed page.
 
     Streamlit's own control flow (``st.stop``, ``st.rerun``) derives from BaseException and passes through.
     """
     try:
         yield
     except LearnerCodeStopped:
-        pass  # run_learner_code has shown it already
+        pass  # run_task has shown it already
     except Exception as error:  # noqa: BLE001 - whatever learner code raises is shown, not crashed on
         show_error(friendly_error(error, doing=doing))
 
 
-# Time limits for learner calls (see dashboard.logic.guard). Generous: each is many times what a correct
-# solution takes on a laptop CPU, so only a loop that never ends (or far too much work) reaches it.
+# Time limits for learner code: each is many times what a correct solution takes on a laptop CPU, so only a loop
+# that never ends (or far too much work) reaches it; then the worker running it is stopped (dashboard.logic.kernel).
 QUICK_LIMIT_S = 60.0      # formatting, a split, tokenizing, sampling arithmetic: correct code takes seconds
 LOAD_LIMIT_S = 300.0      # loading the model, reading 3,129 recipes, generating a few recipes
 LONG_LIMIT_S = 900.0      # stage 4A's training step on the real model, stage 5's evaluation, a sampling sweep
 
-
-def time_limit_error(late: LearnerCodeTimeout, *, doing: str = "") -> FriendlyError:
-    """A time-limit overrun, in words: where the code was busy, and the honest truth that it still runs."""
-    prefix = f"While {doing}: " if doing else ""
-    if late.still_running_from_before:
-        return FriendlyError(
-            f"{prefix}your {late.function} is still running from an earlier try that went past its "
-            f"{late.timeout_s:g} s limit, so it was not started again.",
-            hint="Fix the loop that never ends, then restart the dashboard (Ctrl+C in its terminal, then start it "
-                 "again): Python cannot stop a running function from outside, only the restart ends it.")
-    return FriendlyError(
-        f"{prefix}your {late.function} did not finish within {late.timeout_s:g} s, so this part of the page "
-        "was skipped.", late.location,
-        "The line shown is where it was busy when the time ran out. Is there a loop whose condition never "
-        "turns false, or far more work than the task needs? Note: the function is still running inside the "
-        "dashboard's process — Python cannot stop it from here — and uses a CPU core until it ends; restart "
-        "the dashboard (Ctrl+C in its terminal, then start it again) to stop it now.")
+RESTART_COUNT_KEY = "_worker_restart_buttons"  # per script run: each restart button of a page gets its own key
 
 
-def _with_script_context(thread) -> None:
-    """Let a worker thread use this page's Streamlit context (caches, spinners), as Streamlit documents."""
-    from streamlit.runtime.scriptrunner import add_script_run_ctx, get_script_run_ctx
-
-    context = get_script_run_ctx(suppress_warning=True)
-    if context is not None:
-        add_script_run_ctx(thread, context)
+def restart_worker() -> None:
+    """Stop the worker process (whatever it is doing) and start a fresh one; the page then reruns."""
+    shared_kernel().restart()
+    st.toast("The worker was restarted: your code runs in a fresh process.", icon="🔄")
 
 
-def run_learner_code(fn: Callable[..., Any], *args: Any, timeout_s: float = QUICK_LIMIT_S, doing: str = "",
-                     **kwargs: Any) -> Any:
-    """``fn(*args, **kwargs)`` for a learner function, with a time limit; what goes wrong becomes an error box.
+def restart_button() -> None:
+    number = st.session_state.get(RESTART_COUNT_KEY, 0) + 1
+    st.session_state[RESTART_COUNT_KEY] = number
+    st.button("🔄 Restart the worker", key=f"worker_restart_{number}", on_click=restart_worker,
+              help="Stops the process that runs your code (and what it loaded) and starts a fresh one.")
 
-    The ONE way the results areas call learner code. The call runs in a worker thread
-    (``dashboard.logic.guard.call_with_time_limit``, whose docstring says why a thread and not a signal
-    or a process); after ``timeout_s`` seconds the page stops waiting and says where the code was busy,
-    and that it keeps running in the dashboard's process. An exception becomes the same error box as
-    ``friendly`` draws (file and line of the learner's code). Either way, after drawing it raises
-    ``LearnerCodeStopped``, which the surrounding ``with friendly(...)`` block (or the results area's
-    own) ends quietly: the rest of that block is skipped, the rest of the page still draws.
+
+def run_task(task: Callable[..., Any], *args: Any, timeout_s: float = QUICK_LIMIT_S, doing: str = "",
+             **kwargs: Any) -> Any:
+    """``task(*args, **kwargs)`` in the worker process, with a time limit; what goes wrong becomes an error box.
+
+    The ONE way the results areas run learner code: ``task`` is a function of ``dashboard/tasks/`` whose
+    arguments and answer are plain data, sent to the worker by ``dashboard.logic.kernel``. When it raises,
+    runs past ``timeout_s`` (the worker is killed), or the worker ends (``os._exit``, a crash), the error
+    box says so with the learner's file and line, and for a stopped or ended worker offers to restart
+    it. Then it raises ``LearnerCodeStopped``, which the surrounding ``with friendly(...)`` block (or the
+    results area's own) ends quietly: the rest of that block is skipped, the rest of the page still draws.
 
     Args:
         timeout_s: seconds to wait; default ``QUICK_LIMIT_S``.
         doing: what the page was doing, for the message (``"tokenizing with tokenize_function"``).
     """
     try:
-        return call_with_time_limit(fn, *args, timeout_s=timeout_s, prepare_thread=_with_script_context, **kwargs)
-    except LearnerCodeTimeout as late:
-        show_error(time_limit_error(late, doing=doing))
-        raise LearnerCodeStopped(str(late)) from late
-    except Exception as error:  # noqa: BLE001 - whatever learner code raises is shown, not crashed on
-        show_error(friendly_error(error, doing=doing or f"running {function_name(fn)}"))
-        raise LearnerCodeStopped(str(error)) from error
+        return shared_kernel().call(task, *args, timeout_s=timeout_s, doing=doing, **kwargs)
+    except TaskFailed as failed:
+        show_error(failed.problem)
+        if failed.offers_restart:
+            restart_button()
+        raise LearnerCodeStopped(failed.problem.headline) from None
 
 
-def stage_module(key: str) -> ModuleType | None:
-    """The stage's module for the results area: the reference in demo mode, else the learner's file.
+def lesson_file(key: str, *, reference: bool) -> Path:
+    """Where stage ``key``'s code is: the reference solution, or the learner's file (tests plant another here)."""
+    stage = find_stage(key)
+    return stage.reference_file if reference else stage.learner_file
 
-    None (with an error box drawn) when it cannot be imported.
+
+def earlier_ref(key: str) -> LessonRef:
+    """A stage's file as tasks receive it: the reference in demo mode, else the learner's (``LabError`` if missing).
+
+    Never imported here: the worker imports it. An earlier stage's page is open only when it passed, so the
+    learner's own earlier code feeds the later pages.
     """
     reference = demo_mode()
+    return lesson_ref(key, lesson_file(key, reference=reference), reference=reference)
+
+
+def stage_ref(key: str) -> LessonRef | None:
+    """The stage's file for its results area; None (with an error box drawn) when it is missing."""
     try:
-        return load_stage_module(key, reference=reference)
+        return earlier_ref(key)
     except Exception as error:  # noqa: BLE001
-        show_error(friendly_error(error, doing=f"importing {'the reference' if reference else 'your'} {key} file"))
+        show_error(friendly_error(error, doing=f"finding {'the reference' if demo_mode() else 'your'} {key} file"))
         return None
-
-
-def module_fingerprint(module: ModuleType) -> str:
-    """Changes whenever the module's file changes: part of every cache key built on learner code."""
-    path = getattr(module, "__file__", "") or ""
-    return f"{module.__name__}:{file_hash(path) if path else ''}"
-
-
-# -- cached models ------------------------------------------------------------------------------
-@st.cache_resource(show_spinner="Loading the model with your load_model_and_tokenizer …", max_entries=2)
-def _model_from_module(fingerprint: str, name: str | None, _module: ModuleType):
-    return run_learner_code(_module.load_model_and_tokenizer, name, timeout_s=LOAD_LIMIT_S,
-                            doing="loading the model with load_model_and_tokenizer")
-
-
-def model_from_module(module: ModuleType, name: str | None = None):
-    """``module.load_model_and_tokenizer(name)``, loaded once per file version. Never mutate the result."""
-    return _model_from_module(module_fingerprint(module), name, module)
-
-
-@st.cache_resource(show_spinner="Loading the base model …", max_entries=1)
-def base_model(name: str | None = None):
-    """The base model and tokenizer, loaded by the engine (not by learner code). Never mutate them."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from lessons.engine.assets import resolve_model_source
-
-    source = resolve_model_source(name)
-    tokenizer = AutoTokenizer.from_pretrained(source)
-    model = AutoModelForCausalLM.from_pretrained(source).eval()
-    return model, tokenizer
 
 
 @st.cache_resource(show_spinner="Loading the tokenizer …", max_entries=1)
 def base_tokenizer(name: str | None = None):
-    """The base model's tokenizer alone (fast). Never mutate it: ``copy.deepcopy`` it first."""
+    """The base model's tokenizer, for the lab report (engine code, no learner code). Never mutate it."""
     from transformers import AutoTokenizer
 
     from lessons.engine.assets import resolve_model_source
 
     return AutoTokenizer.from_pretrained(resolve_model_source(name))
-
-
-def earlier_module(key: str) -> ModuleType:
-    """An earlier stage's module, to feed this stage's results (reference in demo mode, else the learner's).
-
-    The page is open only when the stage before passed, so the learner's own earlier code is used.
-    """
-    return load_stage_module(key, reference=demo_mode())
-
-
-@st.cache_data(show_spinner="Formatting the recipes with stage 2 …", max_entries=2)
-def formatted_recipes(fingerprint: str, _stage2: ModuleType, source: str = "wikibooks") -> list[dict]:
-    """Every valid recipe of ``source``, formatted by stage 2's ``format_recipe``: ``{"title", "text"}`` rows."""
-    def format_all() -> list[dict]:
-        raw = _stage2.load_recipes(source)
-        return [{"title": str(recipe.get("title", "")), "text": _stage2.format_recipe(recipe)["text"]}
-                for recipe in raw if _stage2.is_valid_recipe(recipe)]
-
-    # Time-limited like run_learner_code, but not drawn: recipe_texts falls back on the fixture instead.
-    return call_with_time_limit(format_all, timeout_s=LOAD_LIMIT_S, prepare_thread=_with_script_context)
-
-
-def recipe_texts(source: str = "wikibooks") -> list[dict]:
-    """Formatted recipes for a results page: from stage 2's code, or the shipped fixture when it fails."""
-    try:
-        stage2 = earlier_module("stage2")
-        return formatted_recipes(module_fingerprint(stage2), stage2, source)
-    except Exception as error:  # noqa: BLE001 - the page still works on the fixture
-        from lessons.engine.paths import DATA_DIR
-        import json
-
-        st.caption(f"(stage 2's code failed — {type(error).__name__}: {error} — so the 48 recipes of "
-                   "data/fixtures/formatted_recipes.jsonl are used here)")
-        lines = (DATA_DIR / "fixtures" / "formatted_recipes.jsonl").read_text(encoding="utf-8").splitlines()
-        return [json.loads(line) for line in lines if line.strip()]
 
 
 def adapter_dir(run: dict) -> Path | None:
@@ -282,52 +214,16 @@ def finetuned_choices(store: Store) -> list[str]:
     return [run["id"] for run in store.runs("train") if run["status"] == "finished" and adapter_dir(run)]
 
 
-@st.cache_resource(show_spinner="Loading the fine-tuned model …", max_entries=2)
-def finetuned_model(run_id: str):
-    """(model, tokenizer) of a finished run: the base model with the run's adapter, by the engine. Never mutate.
-
-    The tokenizer comes from the adapter's folder when the run saved it (stage 3 added ``[END]``), and
-    the base model's embeddings are resized to it before the adapter goes on.
-    """
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from lessons.engine.assets import resolve_model_source
-    from lessons.engine.constants import END_MARKER
-
-    store = open_results_store()
-    run = store.run(run_id)
+def model_spec(run_id: str | None) -> dict | None:
+    """What a task needs to load a model in the worker: None for the base model, a finished run's adapter else."""
+    if run_id is None:
+        return None
+    with open_results_store() as store:
+        run = store.run(run_id)
     folder = adapter_dir(run) if run else None
     if folder is None:
         raise LabError(f"run {run_id} has no saved adapter (did it finish?)")
-    config = run.get("config") or {}
-    source = resolve_model_source(config.get("model") or None)
-    has_tokenizer = any((folder / name).exists() for name in ("tokenizer.json", "tokenizer_config.json"))
-    tokenizer = AutoTokenizer.from_pretrained(folder if has_tokenizer else source)
-    if END_MARKER not in tokenizer.get_vocab():
-        tokenizer.add_special_tokens({"extra_special_tokens": [END_MARKER]}, replace_extra_special_tokens=False)
-    base = AutoModelForCausalLM.from_pretrained(source)
-    if base.get_input_embeddings().weight.shape[0] != len(tokenizer):
-        base.resize_token_embeddings(len(tokenizer))
-    model = PeftModel.from_pretrained(base, str(folder)).eval()
-    return model, tokenizer
-
-
-def generate_until_end(model, tokenizer, prompt: str, *, max_new_tokens: int = 80) -> str:
-    """Greedy continuation by the engine (not learner code) that stops at ``[END]``; only the new text."""
-    import torch
-
-    from lessons.engine.constants import END_MARKER
-
-    inputs = tokenizer(prompt, return_tensors="pt").to(next(model.parameters()).device)
-    stop_ids = [tokenizer.eos_token_id] + ([tokenizer.get_vocab()[END_MARKER]] if END_MARKER in tokenizer.get_vocab()
-                                           else [])
-    with torch.no_grad():
-        output = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=stop_ids,
-                                pad_token_id=tokenizer.pad_token_id, stop_strings=[END_MARKER], tokenizer=tokenizer)
-    new_ids = [i for i in output[0, inputs["input_ids"].shape[1]:].tolist() if i != tokenizer.eos_token_id]
-    text = tokenizer.decode(new_ids, skip_special_tokens=False)
-    return text[: text.index(END_MARKER) + len(END_MARKER)] if END_MARKER in text else text
+    return {"run": run_id, "adapter": str(folder), "model": (run.get("config") or {}).get("model") or None}
 
 
 # -- the stage page ----------------------------------------------------------------------------------
@@ -335,6 +231,7 @@ def stage_page(key: str) -> None:
     """One stage's page: lesson, checks, results, hints and questions (or the lock that closes it)."""
     stage = find_stage(key)
     store = open_store()
+    st.session_state[RESTART_COUNT_KEY] = 0
     st.title(f"Stage {stage.label} — {stage.title}")
     if demo_mode():
         st.info("Demo mode: every page is open and the results come from the reference solutions.", icon="🎓")
@@ -409,8 +306,8 @@ def draw_results(stage: Stage, store: Store) -> None:
         st.info("Your results appear here once every check of this stage passes: the charts are drawn from "
                 "your own functions.", icon="⏳")
         return
-    module = stage_module(stage.key)
-    if module is None:
+    ref = stage_ref(stage.key)
+    if ref is None:
         return
     try:
         results = importlib.import_module(f"dashboard.results.{stage.key}")
@@ -419,7 +316,7 @@ def draw_results(stage: Stage, store: Store) -> None:
         return
     with friendly(f"drawing the results of {'the reference' if demo_mode() else 'your'} code"):
         with open_results_store() as results_store:
-            results.draw(module, results_store)
+            results.draw(ref, results_store)
 
 
 def draw_hints(stage: Stage, store: Store) -> None:

@@ -17,9 +17,11 @@ import shutil
 import socket
 import subprocess
 import sys
+import textwrap
 import time
 import urllib.request
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -45,9 +47,8 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture
-def server(tmp_path):
-    """``streamlit run dashboard/app.py`` in demo mode on a free port; yields its address."""
+def serve_dashboard(tmp_path, command: list[str]) -> Iterator[str]:
+    """Run ``command`` (which serves ``dashboard/app.py``) in demo mode on a free port; yields its address."""
     from lessons.engine.paths import lab_home
 
     home = tmp_path / "home"
@@ -64,19 +65,13 @@ def server(tmp_path):
     port = free_port()
     log = (tmp_path / "streamlit.log").open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.headless", "true",
+        [*command, "--server.headless", "true",
          "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
          "--server.fileWatcherType", "none"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as answer:
-                if answer.read().strip() == b"ok":
-                    break
-        except OSError:
-            pass
+    while not answers(url):
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
             pytest.fail("streamlit did not start:\n" + (tmp_path / "streamlit.log").read_text()[-3000:])
@@ -88,6 +83,21 @@ def server(tmp_path):
     except subprocess.TimeoutExpired:
         process.kill()
     log.close()
+
+
+def answers(url: str) -> bool:
+    """The server at ``url`` is up: its health endpoint says ok."""
+    try:
+        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as answer:
+            return answer.read().strip() == b"ok"
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def server(tmp_path):
+    """``streamlit run dashboard/app.py`` in demo mode on a free port; yields its address."""
+    yield from serve_dashboard(tmp_path, [sys.executable, "-m", "streamlit", "run", "dashboard/app.py"])
 
 
 @pytest.fixture
@@ -155,4 +165,76 @@ def test_a_fresh_servers_first_request_can_be_a_link_to_a_stage(server, tmp_path
                ).to_be_visible()
         expect(page.get_by_text("Demo mode (reference solutions)", exact=True)).to_be_visible()
         assert not page.get_by_text("This page is locked").count()
+        browser.close()
+
+
+# A learner's stage 1 file whose generate_text ends the process that runs it; the rest is as small as can be.
+EXITING_STAGE1 = textwrap.dedent('''\
+    import os
+
+    BEFORE_PROMPTS = ["RECIPE: Toast\\nINGREDIENTS:"]
+
+
+    def pick_device():
+        return "cpu"
+
+
+    def load_model_and_tokenizer(name=None):
+        return "a model", "a tokenizer"
+
+
+    def count_parameters(model):
+        return {"total": 1, "trainable": 1}
+
+
+    def show_tokens(tokenizer, text):
+        return [{"token": "a", "id": 1, "text": "a"}]
+
+
+    def generate_text(model, tokenizer, prompt, **settings):
+        os._exit(0)
+    ''')
+
+
+@pytest.fixture
+def server_with_an_exiting_stage1(tmp_path):
+    """The dashboard, reading stage 1's code from a planted file (``tests/planted_dashboard.py``)."""
+    planted = tmp_path / "stage1_exits.py"
+    planted.write_text(EXITING_STAGE1)
+    yield from serve_dashboard(tmp_path, [sys.executable, "-m", "tests.planted_dashboard", f"stage1={planted}", "--"])
+
+
+def test_learner_code_that_calls_os_exit_ends_the_worker_and_the_server_stays(server_with_an_exiting_stage1,
+                                                                               screenshots, tmp_path):
+    """Pressing the button runs generate_text, which calls os._exit(0): the page says so, the server still answers."""
+    from playwright.sync_api import expect, sync_playwright
+
+    url = server_with_an_exiting_stage1
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
+        page = browser.new_page(viewport={"width": 1400, "height": 2400})
+        page.set_default_timeout(120_000)
+        expect.set_options(timeout=120_000)
+        page.goto(f"{url}/stage1")
+        expect(page.get_by_text("Tokenizer explorer", exact=True)).to_be_visible()
+        page.get_by_role("button", name="Generate the before picture").click()
+        error = page.get_by_text("your code called os._exit(0), which ended the worker process that runs it.")
+        expect(error.first).to_be_visible()
+        line = EXITING_STAGE1.splitlines().index("    os._exit(0)") + 1
+        expect(page.get_by_text(f"stage1_exits.py:{line}: os._exit(0)").first).to_be_visible()
+        restart = page.get_by_role("button", name="🔄 Restart the worker")
+        expect(restart).to_be_visible()
+        page.screenshot(path=str(screenshots / "stage1-os-exit.png"), full_page=True)
+        assert not page.get_by_text("Connection error").count(), "the server is still there"
+        assert answers(url)
+
+        restart.click()
+        expect(page.get_by_text("The worker was restarted")).to_be_visible()
+        expect(error).to_have_count(0)  # the rerun after the restart does not press Generate again
+
+        page.goto(f"{url}/stage1")  # and the next page load is served as usual, by a fresh worker
+        expect(page.get_by_role("heading", name="Stage 1 — Concepts: a model, its tokens, the 'before' picture")
+               ).to_be_visible()
+        expect(page.get_by_text("1 tokens", exact=False).first).to_be_visible()
+        assert not page.get_by_text("Traceback").count()
         browser.close()

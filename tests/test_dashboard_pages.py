@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import textwrap
 import time
 from pathlib import Path
 
@@ -59,6 +60,18 @@ def seed(key: str, outcomes: dict[str, str] | None = None, *, learner: str | Non
                for name, outcome in outcomes.items()] if outcomes else whole_run(key)
     with Store(learner=learner) as store:
         store.record_check_run(key, str(stage.learner_file), file_hash(stage.learner_file), results, complete=True)
+
+
+def plant(monkeypatch, tmp_path, key: str, code: str, *, name: str = "") -> Path:
+    """A learner file for stage ``key`` holding ``code``, in a temporary folder; the pages read ``key``'s code there."""
+    from dashboard import ui
+
+    path = tmp_path / (name or f"{key}_planted.py")
+    path.write_text(code)
+    original = ui.lesson_file
+    monkeypatch.setattr(ui, "lesson_file", lambda stage, *, reference: path if stage == key
+                        else original(stage, reference=reference))
+    return path
 
 
 def texts(elements) -> str:
@@ -246,17 +259,16 @@ def test_stage1_results_in_demo_mode_tokens_and_the_before_picture(learner):
     assert "**3 tokens**" in texts(at.markdown)
 
 
-def test_the_before_picture_button_generates_saves_and_shows_it(learner, monkeypatch):
-    import types
-
-    from dashboard import ui
+def test_the_before_picture_button_generates_saves_and_shows_it(learner, monkeypatch, tmp_path):
     from lessons.engine.modules import load_stage_module
 
     reference = load_stage_module("stage1", reference=True)
-    quick = types.ModuleType(reference.__name__)  # the reference, with a generation that takes no time
-    quick.__dict__.update(reference.__dict__)
-    quick.generate_text = lambda model, tokenizer, prompt, **settings: f" (continued: {prompt.split(chr(10))[0]})"
-    monkeypatch.setattr(ui, "load_stage_module", lambda key, reference=False: quick)
+    quick = STAGES_BY_KEY["stage1"].reference_file.read_text() + textwrap.dedent('''
+
+        def generate_text(model, tokenizer, prompt, **settings):  # a generation that takes no time
+            return f" (continued: {prompt.splitlines()[0]})"
+        ''')
+    plant(monkeypatch, tmp_path, "stage1", quick)
     at = open_page("stage1", demo=True)
     assert "No “before” picture yet" in texts(at.info)
     at.button(key="stage1_generate_before").click().run()
@@ -404,40 +416,79 @@ def test_stage6_shows_temperature_and_top_p_on_the_real_model(learner, monkeypat
     assert "base: 1 of the 12 most probable tokens can still be drawn." in texts(at.caption), "greedy keeps one"
 
 
-def test_learner_code_that_hangs_is_stopped_after_its_time_limit(learner, monkeypatch):
-    """A load_model_and_tokenizer that never returns: the page says so within the limit, and does not pile up."""
-    import threading
-    import types
+# A stage 1 file as small as can be: the page's first calls return at once, no model is loaded.
+TINY_STAGE1 = textwrap.dedent('''\
+    BEFORE_PROMPTS = ["RECIPE: Toast\\nINGREDIENTS:"]
 
-    from dashboard import ui
-    from lessons.engine.modules import load_stage_module
 
-    release = threading.Event()  # set at the end, so the "endless" call ends and its thread goes
+    def pick_device():
+        return "cpu"
+
 
     def load_model_and_tokenizer(name=None):
-        release.wait()  # stands in for `while True: ...`
-        raise RuntimeError("released")
+        return "a model", "a tokenizer"
 
-    reference = load_stage_module("stage1", reference=True)
-    hanging = types.ModuleType("stage1_that_hangs")  # a name of its own: no cached model from another test
-    hanging.__dict__.update({**reference.__dict__, "__name__": "stage1_that_hangs"})
-    hanging.load_model_and_tokenizer = load_model_and_tokenizer
-    monkeypatch.setattr(ui, "load_stage_module", lambda key, reference=False: hanging)
-    monkeypatch.setattr(ui, "LOAD_LIMIT_S", 1.0)
-    try:
-        started = time.monotonic()
-        at = open_page("stage1", demo=True)
-        elapsed = time.monotonic() - started
-        errors = texts(at.error)
-        assert "load_model_and_tokenizer did not finish within 1 s" in errors, errors
-        assert "still running inside the dashboard's process" in errors and "restart the dashboard" in errors
-        assert "test_dashboard_pages.py:" in errors, "it names the file and line of the function"
-        assert elapsed < 30, f"the page waited {elapsed:.0f} s"
 
-        at.run()  # a rerun does not start a second endless call
-        assert "is still running from an earlier try" in texts(at.error)
-    finally:
-        release.set()
+    def count_parameters(model):
+        return {"total": 1, "trainable": 1}
+
+
+    def show_tokens(tokenizer, text):
+        return [{"token": "a", "id": 1, "text": "a"}]
+    ''')
+
+
+def test_learner_code_that_hangs_is_stopped_after_its_time_limit(learner, monkeypatch, tmp_path):
+    """A load_model_and_tokenizer that never returns: the worker running it is killed at the limit, and not re-run."""
+    from dashboard.logic.kernel import shared_kernel
+    from dashboard.results import stage1 as stage1_results
+    from lessons.engine.jobs import pid_alive
+
+    hanging = TINY_STAGE1.replace('return "a model", "a tokenizer"', "while True:\n        pass")
+    plant(monkeypatch, tmp_path, "stage1", hanging, name="stage1_that_hangs.py")
+    monkeypatch.setattr(stage1_results, "LOAD_LIMIT_S", 3.0)
+    worker = shared_kernel().call("tests.kernel_tasks:whoami", timeout_s=60)
+    started = time.monotonic()
+    at = open_page("stage1", demo=True)
+    elapsed = time.monotonic() - started
+    errors = texts(at.error)
+    assert ("While loading the model with load_model_and_tokenizer: your code did not finish within 3 s, so the "
+            "worker process running it was stopped.") in errors, errors
+    assert "stage1_that_hangs.py:" in errors, "it names the file and line where the code was busy"
+    assert "The dashboard itself is fine" in errors
+    assert elapsed < 30, f"the page waited {elapsed:.0f} s"
+    assert not pid_alive(worker), "the worker that ran the endless loop is gone"
+    assert at.button(key="worker_restart_1").label == "🔄 Restart the worker"
+
+    started = time.monotonic()
+    at.run()  # a rerun on the same file does not wait out the limit again
+    assert "went past its 3 s limit last time, on this same version of your file" in texts(at.error)
+    assert time.monotonic() - started < 3
+
+    at.button(key="worker_restart_1").click().run()  # restarted: it is given its chance again, and stopped again
+    assert "did not finish within 3 s" in texts(at.error)
+
+
+def test_learner_code_that_calls_os_exit_ends_the_worker_not_the_page(learner, monkeypatch, tmp_path):
+    from dashboard.logic.kernel import shared_kernel
+    from lessons.engine.jobs import pid_alive
+
+    exiting = TINY_STAGE1.replace('return [{"token": "a", "id": 1, "text": "a"}]', "import os\n    os._exit(0)")
+    plant(monkeypatch, tmp_path, "stage1", exiting, name="stage1_exits.py")
+    at = open_page("stage1", demo=True)
+    errors = texts(at.error)
+    assert ("While splitting your text with show_tokens: your code called os._exit(0), which ended the worker "
+            "process that runs it.") in errors, errors
+    assert "stage1_exits.py:" in errors and "os._exit(0)" in errors
+    assert {m.label: m.value for m in at.metric}["Parameters"] == "1", "what ran before it is drawn"
+    assert "No “before” picture yet" in texts(at.info), "and the rest of the page after it"
+    first = shared_kernel().pid
+    assert first is None or not pid_alive(first)
+
+    at.button(key="worker_restart_1").click().run()
+    assert "The worker was restarted" in texts(at.toast)
+    assert {m.label: m.value for m in at.metric}["Parameters"] == "1", "a fresh worker ran the page again"
+    assert "your code called os._exit(0)" in texts(at.error), "up to the same line, which ended it the same way"
 
 
 def test_home_and_the_sidebar_offer_the_lab_report_and_it_is_the_learners(learner):

@@ -27,7 +27,7 @@ class FriendlyError:
     def message(self) -> str:
         parts = [self.headline]
         if self.location:
-            parts.append(f"at {self.location}")
+            parts.append(f"at `{self.location}`")  # as code: a page draws the message as markdown
         if self.hint:
             parts.append(self.hint)
         return "\n\n".join(parts)
@@ -60,6 +60,12 @@ def friendly_error(error: BaseException, *, doing: str = "", learner_files: Coll
     prefix = f"While {doing}: " if doing else ""
     frame = lesson_frame(error, learner_files)
     location = f"{relative_to_project(frame.filename)}:{frame.lineno}: {(frame.line or '').strip()}" if frame else ""
+    if isinstance(error, SyntaxError) and error.filename and is_lesson_file(Path(error.filename).resolve(),
+                                                                            learner_files):
+        location = f"{relative_to_project(error.filename)}:{error.lineno}: {(error.text or '').strip()}"
+        return FriendlyError(f"{prefix}your file does not parse: {type(error).__name__}: {error.msg}", location,
+                             "Python reads the whole file before it runs any of it: fix the line shown (or the "
+                             "one before it) and save.", details)
     if isinstance(error, (SystemExit, KeyboardInterrupt)):
         called = f"sys.exit({error.code!r})" if isinstance(error, SystemExit) else "raise KeyboardInterrupt"
         return FriendlyError(f"{prefix}your code called {called}, which would end the whole program.", location,

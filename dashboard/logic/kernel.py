@@ -124,8 +124,8 @@ class TaskFailed(Exception):
         return self.kind in ("timeout", "refused", "died", "busy")
 
 
-RESTART_HINT = "Press “Restart the worker” below when you have saved your fix (a fresh worker also starts on its own " \
-               "at the next call)."
+RESTART_HINT = ("Press “Restart the worker” below when you have saved your fix (a fresh worker also starts on its "
+                "own at the next call).")
 
 
 def _prefix(doing: str) -> str:
@@ -250,8 +250,9 @@ def where_in_dump(dump: str, learner_files: set[str], main_thread: int | None) -
     ``lessons/stage*.py`` (or ``lessons/reference/``) or one of ``learner_files``.
     """
     blocks = re.split(r"(?m)^(?=(?:Current thread|Thread) 0x)", dump)
-    main = [b for b in blocks if main_thread is not None and re.match(rf"(?:Current thread|Thread) 0x0*{main_thread:x}\b", b)]
-    for block in main + [b for b in blocks if b not in main]:
+    header = rf"(?:Current thread|Thread) 0x0*{main_thread:x}\b" if main_thread is not None else None
+    main = [block for block in blocks if header and re.match(header, block)]
+    for block in main + [block for block in blocks if block not in main]:
         for filename, line in re.findall(r'File "([^"]+)", line (\d+)', block):
             path = Path(filename).resolve()
             if is_lesson_file(path, learner_files):
@@ -474,6 +475,7 @@ class Kernel:
         if worker is not None:
             worker.kill()
             worker.close()
+        shutil.rmtree(self._folder, ignore_errors=True)
 
     # -- a task ------------------------------------------------------------------------------------
     def call(self, task: Callable | str, *args: Any, timeout_s: float, doing: str = "", **kwargs: Any) -> Any:

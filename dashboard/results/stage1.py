@@ -1,19 +1,21 @@
 """Stage 1 results: the model you loaded, a tokenizer explorer, and the "before" picture.
 
-Everything here runs the learner's own functions: ``load_model_and_tokenizer``,
-``count_parameters``, ``show_tokens`` and ``generate_text``. The "before"
-generations are saved in the store (``stage1``/``before``) and shown from there,
-so stage 5 can put them next to the fine-tuned model's.
+Everything here runs the learner's own functions, in the worker process
+(``dashboard/tasks/stage1.py``): ``load_model_and_tokenizer`` (the model stays
+loaded there), ``count_parameters``, ``show_tokens`` and ``generate_text``. The
+"before" generations are saved in the store (``stage1``/``before``) and shown
+from there, so stage 5 can put them next to the fine-tuned model's.
 """
 from __future__ import annotations
 
 import time
-from types import ModuleType
 
 import streamlit as st
 
 from dashboard.logic.charts import token_chart, token_chips_html
-from dashboard.ui import LOAD_LIMIT_S, friendly, model_from_module, run_learner_code
+from dashboard.logic.kernel import LessonRef
+from dashboard.tasks import stage1 as tasks
+from dashboard.ui import LOAD_LIMIT_S, friendly, run_task
 from lessons.engine.store import Store
 
 DEFAULT_TEXT = "RECIPE: Banana Pancakes\nINGREDIENTS: 2 ripe bananas; 1 egg; a pinch of cinnamon"
@@ -21,28 +23,30 @@ DEFAULT_TEXT = "RECIPE: Banana Pancakes\nINGREDIENTS: 2 ripe bananas; 1 egg; a p
 BEFORE_SETTINGS = {"max_new_tokens": 60, "temperature": 0.0, "top_p": 1.0, "seed": 0}
 
 
-def draw(module: ModuleType, store: Store) -> None:
-    model = tokenizer = None
+def draw(ref: LessonRef, store: Store) -> None:
+    loaded = None
     with friendly("loading the model with load_model_and_tokenizer"):
-        model, tokenizer = model_from_module(module)
-    if model is None:
+        with st.spinner("Loading the model with your load_model_and_tokenizer …"):
+            loaded = run_task(tasks.load_model, ref, timeout_s=LOAD_LIMIT_S,
+                              doing="loading the model with load_model_and_tokenizer")
+    if loaded is None:
         return
 
     st.markdown("#### The model")
     with friendly("counting parameters with count_parameters"):
-        counts = run_learner_code(module.count_parameters, model, doing="counting parameters with count_parameters")
+        counts = run_task(tasks.count_parameters, ref, doing="counting parameters with count_parameters")
         columns = st.columns(3)
         columns[0].metric("Parameters", f"{counts['total']:,}")
         columns[1].metric("Trainable today", f"{counts['trainable']:,}")
         with friendly("picking a device with pick_device"):
-            columns[2].metric("Device", run_learner_code(module.pick_device, doing="picking a device with pick_device"))
+            columns[2].metric("Device", run_task(tasks.pick_device, ref, doing="picking a device with pick_device"))
 
     st.markdown("#### Tokenizer explorer")
     st.caption("Type anything: the model never sees letters, only these token ids. "
                "A space is shown as ·, a new line as ↵; the same token always has the same colour.")
     text = st.text_area("Text to tokenize", value=DEFAULT_TEXT, key="stage1_text", height=90)
     with friendly("splitting your text with show_tokens"):
-        tokens = run_learner_code(module.show_tokens, tokenizer, text, doing="splitting your text with show_tokens")
+        tokens = run_task(tasks.show_tokens, ref, text, doing="splitting your text with show_tokens")
         words = len(text.split())
         st.markdown(f"**{len(tokens)} tokens** for {len(text)} characters and {words} words "
                     f"({len(tokens) / max(words, 1):.2f} tokens per word).")
@@ -56,17 +60,17 @@ def draw(module: ModuleType, store: Store) -> None:
     st.markdown("#### The “before” picture")
     st.caption("What the base model writes today for the start of a recipe. Stage 5 puts these next to the "
                "fine-tuned model's answers to the same prompts.")
-    prompts = list(getattr(module, "BEFORE_PROMPTS", []))
+    prompts = loaded["before_prompts"]
     if st.button("Generate the before picture" if not store.generations("stage1", "before")
                  else "Generate it again", key="stage1_generate_before"):
         with friendly("generating with generate_text"):
             progress = st.progress(0.0, text="Generating …")
             started = time.perf_counter()
             for number, prompt in enumerate(prompts, start=1):
-                text_out = run_learner_code(module.generate_text, model, tokenizer, prompt, **BEFORE_SETTINGS,
-                                            timeout_s=LOAD_LIMIT_S, doing="generating with generate_text")
-                store.save_generation("stage1", "before", getattr(model, "name_or_path", "") or "base",
-                                      prompt, text_out, settings=BEFORE_SETTINGS)
+                text_out = run_task(tasks.generate_text, ref, prompt, BEFORE_SETTINGS, timeout_s=LOAD_LIMIT_S,
+                                    doing="generating with generate_text")
+                store.save_generation("stage1", "before", loaded["model"], prompt, text_out,
+                                      settings=BEFORE_SETTINGS)
                 progress.progress(number / len(prompts), text=f"{number}/{len(prompts)} prompts")
             st.caption(f"Generated in {time.perf_counter() - started:.0f} s.")
     draw_before_picture(store)

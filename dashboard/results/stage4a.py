@@ -2,22 +2,19 @@
 
 Runs the learner's ``make_collator``, ``first_batch``, ``forward_loss``,
 ``loss_by_hand``, ``backward_and_inspect`` and ``one_step_report`` on the
-real model — a fresh copy loaded for this (training changes it), freed after.
-The results are saved in the store and drawn from there, so a reload shows them
-without recomputing.
+real model in the worker process (``dashboard/tasks/stage4a.py``) — a fresh
+copy loaded for this (training changes it), freed after. The results are saved
+in the store and drawn from there, so a reload shows them without recomputing.
 """
 from __future__ import annotations
-
-import gc
-import math
-import time
-from types import ModuleType
 
 import streamlit as st
 
 from dashboard.logic import stage_data
 from dashboard.logic.charts import bar_chart
-from dashboard.ui import LONG_LIMIT_S, base_tokenizer, friendly, recipe_texts, run_learner_code
+from dashboard.logic.kernel import LessonRef
+from dashboard.tasks import stage4a as tasks
+from dashboard.ui import LONG_LIMIT_S, earlier_ref, friendly, run_task
 from lessons.engine.store import Store
 
 BATCH_SIZE = 2    # two recipes: enough to show padding, light enough for a laptop CPU (a few seconds)
@@ -25,47 +22,7 @@ MAX_LENGTH = 128  # tokens per recipe for this demonstration (training uses 256)
 LEARNING_RATE = 2e-4
 
 
-def compute(module: ModuleType) -> dict:
-    """Everything the page draws, computed with the learner's functions (JSON-able)."""
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    from lessons.engine.assets import resolve_model_source
-
-    tokenizer = base_tokenizer()
-    texts = [row["text"] for row in recipe_texts()[:BATCH_SIZE]]
-    encoded = tokenizer(texts, truncation=True, max_length=MAX_LENGTH, padding="longest")
-    rows = [{"input_ids": ids, "attention_mask": mask}
-            for ids, mask in zip(encoded["input_ids"], encoded["attention_mask"])]
-    model = AutoModelForCausalLM.from_pretrained(resolve_model_source(None))  # a fresh copy: one step changes it
-    try:
-        collator = module.make_collator(tokenizer)
-        batch = module.first_batch(rows, collator, batch_size=BATCH_SIZE)
-        shapes = {name: list(tensor.shape) for name, tensor in batch.items()}
-        started = time.perf_counter()
-        loss = module.forward_loss(model, batch)
-        forward_s = time.perf_counter() - started
-        with torch.no_grad():
-            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        by_hand = module.loss_by_hand(logits, batch["labels"])
-        first = batch["input_ids"][0, 1:].tolist()
-        real = int(batch["attention_mask"][0].sum()) - 1
-        surprise = by_hand["surprise"][0].tolist()[:real]
-        tokens = [tokenizer.decode([token_id]) for token_id in first[:real]]
-        gradients = module.backward_and_inspect(model, loss)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE)
-        step = module.one_step_report(model, batch, optimizer)
-    finally:
-        del model
-        gc.collect()
-    return {"shapes": shapes, "loss": float(loss.item()), "perplexity": math.exp(float(loss.item())),
-            "loss_by_hand": float(by_hand["loss"]), "counted": int(by_hand["counted"]),
-            "surprise": stage_data.surprise_rows(tokens, surprise), "gradients": gradients,
-            "step": {key: float(value) for key, value in step.items()}, "forward_s": forward_s,
-            "texts": texts}
-
-
-def draw(module: ModuleType, store: Store) -> None:
+def draw(ref: LessonRef, store: Store) -> None:
     saved = store.result("stage4a", "one_step")
     label = "Run one step on the real model" if not saved else "Run it again"
     st.caption(f"One batch of {BATCH_SIZE} recipes (at most {MAX_LENGTH} tokens each) through SmolLM2: forward, "
@@ -73,8 +30,9 @@ def draw(module: ModuleType, store: Store) -> None:
     if st.button(label, key="stage4a_run"):
         with st.spinner("Forward, backward, one step …"):
             with friendly("running one training step with your functions"):
-                saved = run_learner_code(compute, module, timeout_s=LONG_LIMIT_S,
-                                         doing="running one training step with your functions")
+                saved = run_task(tasks.one_step, ref, earlier_ref("stage2"), batch_size=BATCH_SIZE,
+                                 max_length=MAX_LENGTH, learning_rate=LEARNING_RATE, timeout_s=LONG_LIMIT_S,
+                                 doing="running one training step with your functions")
                 store.put_result("stage4a", "one_step", saved)
                 store.put_result("stage4a", "gradients", saved["gradients"])
     if not saved:

@@ -2,8 +2,9 @@
 
 The form's trainable-parameter count comes from the learner's own
 ``attention_modules``, ``make_lora_config``, ``apply_lora`` and
-``trainable_parameters``, applied to a *meta-device* copy of the model (its
-shapes without its numbers: instant, and no memory). Start queues a run with
+``trainable_parameters``, applied in the worker process to a *meta-device*
+copy of the model (its shapes without its numbers: instant, and no memory;
+``dashboard/tasks/stage4b.py``). Start queues a run with
 ``lessons.engine.jobs.start_job``; training happens in a separate process that
 writes its metrics to the store, and this page only reads them: a progress bar
 with the ETA, the live training and validation loss, tokens per second, and
@@ -12,14 +13,14 @@ Cancel. Reloading the page re-attaches to the newest running job.
 from __future__ import annotations
 
 from dataclasses import fields
-from types import ModuleType
-from typing import Any
 
 import streamlit as st
 
 from dashboard.logic import stage_data
 from dashboard.logic.charts import loss_chart, runs_loss_chart
-from dashboard.ui import demo_mode, friendly, module_fingerprint, open_results_store, run_learner_code
+from dashboard.logic.kernel import LessonRef
+from dashboard.tasks import stage4b as tasks
+from dashboard.ui import demo_mode, friendly, open_results_store, run_task
 from lessons.engine import jobs
 from lessons.engine.errors import LabError
 from lessons.engine.paths import learner_id
@@ -30,69 +31,13 @@ LEARNING_RATES = [5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 3e-3, 5e-3]
 POLL_SECONDS = 2.0  # how often the live view reads the store while a run is going
 
 
-@st.cache_resource(show_spinner=False, max_entries=1)
-def _meta_config():
-    from transformers import AutoConfig
-
-    from lessons.engine.assets import resolve_model_source
-
-    return AutoConfig.from_pretrained(resolve_model_source(None))
-
-
-def _meta_model():
-    """The model's architecture on the meta device: every shape, no numbers, no memory."""
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    with torch.device("meta"):
-        return AutoModelForCausalLM.from_config(_meta_config())
-
-
-def _counts(result: Any, model) -> tuple[int, int]:
-    """(trainable, total) from whatever shape trainable_parameters returns (a dict, a pair or a number)."""
-    if isinstance(result, dict):
-        trainable = result.get("trainable", result.get("trainable_params"))
-        total = result.get("total", result.get("all", result.get("all_params")))
-        if trainable is not None and total is not None:
-            return int(trainable), int(total)
-    if isinstance(result, (tuple, list)) and len(result) >= 2:
-        return int(result[0]), int(result[1])
-    if isinstance(result, (int, float)):
-        return int(result), sum(p.numel() for p in model.parameters())
-    return (sum(p.numel() for p in model.parameters() if p.requires_grad),
-            sum(p.numel() for p in model.parameters()))
-
-
-@st.cache_data(show_spinner=False, max_entries=64)
-def lora_counts(fingerprint: str, rank: int, alpha: int, targets: tuple[str, ...], dropout: float,
-                _module: ModuleType) -> dict:
-    model = _meta_model()
-    config = _module.make_lora_config(r=rank, alpha=alpha, target_modules=list(targets), dropout=dropout)
-    wrapped = _module.apply_lora(model, config)
-    trainable, total = _counts(_module.trainable_parameters(wrapped if wrapped is not None else model),
-                               wrapped if wrapped is not None else model)
-    return {"trainable": trainable, "total": total}
-
-
-@st.cache_data(show_spinner=False, max_entries=4)
-def default_targets(fingerprint: str, _module: ModuleType) -> tuple[list[str], list[str]]:
-    """(the learner's attention_modules for this model, every linear layer name it has)."""
-    import torch
-
-    model = _meta_model()
-    linear = sorted({name.split(".")[-1] for name, layer in model.named_modules()
-                     if isinstance(layer, torch.nn.Linear) and name.split(".")[-1] != "lm_head"})
-    return list(_module.attention_modules(model)), linear
-
-
 def training_settings_class():
     from lessons.engine.training import TrainSettings
 
     return TrainSettings
 
 
-def draw(module: ModuleType, store: Store) -> None:
-    fingerprint = module_fingerprint(module)
+def draw(ref: LessonRef, store: Store) -> None:
     try:
         settings_class = training_settings_class()
     except ImportError as error:
@@ -103,8 +48,7 @@ def draw(module: ModuleType, store: Store) -> None:
     st.markdown("#### Train a LoRA adapter")
     attention, linear = [], []
     with friendly("finding the attention layers with attention_modules"):
-        attention, linear = run_learner_code(default_targets, fingerprint, module,
-                                             doing="finding the attention layers with attention_modules")
+        attention, linear = run_task(tasks.targets, ref, doing="finding the attention layers with attention_modules")
     left, middle, right = st.columns(3)
     rank = left.select_slider("LoRA rank r", RANKS, value=getattr(defaults, "rank", 8), key="stage4b_rank")
     alpha = left.number_input("alpha (scaling = alpha / r)", 1, 256, int(getattr(defaults, "alpha", 16)),
@@ -139,8 +83,8 @@ def draw(module: ModuleType, store: Store) -> None:
     dropout = float(getattr(defaults, "dropout", 0.0))
     if targets:
         with friendly("counting trainable parameters with make_lora_config, apply_lora and trainable_parameters"):
-            counts = run_learner_code(lora_counts, fingerprint, int(rank), int(alpha), tuple(targets), dropout,
-                                      module, doing="counting trainable parameters")
+            counts = run_task(tasks.lora_counts, ref, int(rank), int(alpha), list(targets), dropout,
+                              doing="counting trainable parameters")
             st.metric("Trainable parameters with these settings", f"{counts['trainable']:,}",
                       help=stage_data.lora_share(counts["trainable"], counts["total"]))
             st.caption(f"{stage_data.lora_share(counts['trainable'], counts['total'])} of the model: "

@@ -2,18 +2,18 @@
 
 Runs the learner's ``apply_temperature``, ``top_p_filter``,
 ``next_token_distribution``, ``generate_custom_recipe`` and ``sampling_sweep``
-on the base model, and on the fine-tuned model of the newest finished run
-when there is one (before and after fine-tuning, side by side).
+in the worker process (``dashboard/tasks/stage6.py``), on the base model, and
+on the fine-tuned model of the newest finished run when there is one (before
+and after fine-tuning, side by side). The models stay loaded in the worker.
 """
 from __future__ import annotations
-
-from types import ModuleType
 
 import streamlit as st
 
 from dashboard.logic.charts import bar_chart, probability_chart
-from dashboard.ui import (LOAD_LIMIT_S, LONG_LIMIT_S, base_model, finetuned_choices, finetuned_model, friendly,
-                          run_learner_code)
+from dashboard.logic.kernel import LessonRef
+from dashboard.tasks import stage6 as tasks
+from dashboard.ui import LOAD_LIMIT_S, LONG_LIMIT_S, finetuned_choices, friendly, model_spec, run_task
 from lessons.engine.store import Store
 
 DEFAULT_PROMPT = "RECIPE: Banana Pancakes\nINGREDIENTS:"
@@ -32,22 +32,17 @@ def distribution_rows(rows: list[dict], model_name: str) -> list[dict]:
     return out
 
 
-def draw(module: ModuleType, store: Store) -> None:
+def draw(ref: LessonRef, store: Store) -> None:
     st.markdown("#### Temperature on the lesson's example")
     temperature = st.slider("Temperature", 0.0, 2.0, 0.8, step=0.1, key="stage6_temperature",
                             help="0 = greedy: always the most probable token.")
     top_p = st.slider("top-p (nucleus)", 0.05, 1.0, 0.9, step=0.05, key="stage6_top_p")
     with friendly("reshaping the toy logits with apply_temperature and top_p_filter"):
-        import torch
-
-        logits = torch.tensor(TOY_LOGITS)
         if temperature > 0:
-            shaped = run_learner_code(module.apply_temperature, logits, temperature,
-                                      doing="reshaping the toy logits with apply_temperature")
-            filtered = run_learner_code(module.top_p_filter, shaped, top_p, doing="filtering with top_p_filter")
-            probabilities = torch.softmax(filtered, dim=-1).tolist()
+            probabilities = run_task(tasks.toy, ref, TOY_LOGITS, temperature, top_p,
+                                     doing="reshaping the toy logits with apply_temperature and top_p_filter")
         else:
-            probabilities = [1.0 if i == int(torch.argmax(logits)) else 0.0 for i in range(len(TOY_LOGITS))]
+            probabilities = [1.0 if i == TOY_LOGITS.index(max(TOY_LOGITS)) else 0.0 for i in range(len(TOY_LOGITS))]
         st.altair_chart(bar_chart([{"token": f"token {i} (logit {v:g})", "probability": p}
                                    for i, (v, p) in enumerate(zip(TOY_LOGITS, probabilities))],
                                   x="token", y="probability", title="logits [2, 1, 0] after your functions",
@@ -59,10 +54,9 @@ def draw(module: ModuleType, store: Store) -> None:
     rows: list[dict] = []
     for name, run_id in models:
         with friendly(f"asking the {name} model with next_token_distribution"):
-            model, tokenizer = base_model() if run_id is None else finetuned_model(run_id)
-            distribution = run_learner_code(module.next_token_distribution, model, tokenizer, prompt,
-                                            temperature=temperature, top_p=top_p, k=12,
-                                            doing=f"asking the {name} model with next_token_distribution")
+            distribution = run_task(tasks.distribution, ref, model_spec(run_id), prompt, temperature=temperature,
+                                    top_p=top_p, k=12, timeout_s=LOAD_LIMIT_S,
+                                    doing=f"asking the {name} model with next_token_distribution")
             rows += distribution_rows(distribution, name.split(" ")[0])
             kept = sum(bool(row.get("kept")) for row in distribution)
             st.caption(f"{name}: {kept} of the 12 most probable tokens can still be drawn.")
@@ -76,10 +70,9 @@ def draw(module: ModuleType, store: Store) -> None:
     if st.button("Generate with generate_custom_recipe", key="stage6_generate"):
         with friendly("generating with generate_custom_recipe"):
             with st.spinner("Generating, one token at a time …"):
-                model, tokenizer = base_model() if run_id is None else finetuned_model(run_id)
-                text = run_learner_code(module.generate_custom_recipe, model, tokenizer, prompt, max_new_tokens=80,
-                                        temperature=temperature, top_p=top_p, seed=0, timeout_s=LOAD_LIMIT_S,
-                                        doing="generating with generate_custom_recipe")
+                text = run_task(tasks.custom_recipe, ref, model_spec(run_id), prompt,
+                                {"max_new_tokens": 80, "temperature": temperature, "top_p": top_p, "seed": 0},
+                                timeout_s=LOAD_LIMIT_S, doing="generating with generate_custom_recipe")
             store.save_generation("stage6", "custom", name, prompt, text,
                                   {"temperature": temperature, "top_p": top_p, "seed": 0})
     for generation in store.generations("stage6", "custom")[-3:][::-1]:
@@ -91,10 +84,9 @@ def draw(module: ModuleType, store: Store) -> None:
     if st.button("Run the sweep (9 short generations)", key="stage6_sweep"):
         with friendly("sweeping with sampling_sweep"):
             with st.spinner("Sweeping …"):
-                model, tokenizer = base_model() if run_id is None else finetuned_model(run_id)
-                sweep = run_learner_code(module.sampling_sweep, model, tokenizer, prompt, temperatures=(0.0, 0.8, 1.5),
-                                         top_ps=(0.5, 0.9, 1.0), max_new_tokens=40, seed=0, timeout_s=LONG_LIMIT_S,
-                                         doing="sweeping with sampling_sweep")
+                sweep = run_task(tasks.sweep, ref, model_spec(run_id), prompt,
+                                 {"temperatures": (0.0, 0.8, 1.5), "top_ps": (0.5, 0.9, 1.0), "max_new_tokens": 40,
+                                  "seed": 0}, timeout_s=LONG_LIMIT_S, doing="sweeping with sampling_sweep")
             store.put_result("stage6", "sweep", sweep)
     sweep = store.result("stage6", "sweep")
     if sweep:

@@ -1,21 +1,22 @@
 """Stage 7 results: your own file loaded, its mess before and after cleaning, the template, the split.
 
 Runs the learner's ``load_own_dataset``, ``clean_examples``, ``format_example``,
-``prompt_for``, ``prepare_own_splits`` and ``comparison_prompts``. A file can be
+``prompt_for``, ``prepare_own_splits`` and ``comparison_prompts`` in the worker
+process (``dashboard/tasks/stage7.py``). A file can be
 one of the examples in ``data/own_dataset/`` or one the learner uploads (kept
 under the lab's home, ``uploads/``).
 """
 from __future__ import annotations
 
 from pathlib import Path
-from types import ModuleType
 
 import streamlit as st
 
 from dashboard.logic.charts import bar_chart
+from dashboard.logic.kernel import LessonRef
 from dashboard.logic.tiers import is_own_dataset_run
-from dashboard.ui import (LOAD_LIMIT_S, base_model, demo_mode, finetuned_choices, finetuned_model, friendly,
-                          generate_until_end, run_learner_code)
+from dashboard.tasks import shared, stage7 as tasks
+from dashboard.ui import LOAD_LIMIT_S, demo_mode, finetuned_choices, friendly, model_spec, run_task
 from lessons.engine import jobs
 from lessons.engine.paths import DATA_DIR, lab_home, relative_to_project
 from lessons.engine.store import Store
@@ -39,7 +40,7 @@ def cleaning_rows(report: dict) -> list[dict]:
     return rows
 
 
-def draw(module: ModuleType, store: Store) -> None:
+def draw(ref: LessonRef, store: Store) -> None:
     st.markdown("#### Your file")
     upload = st.file_uploader("Upload your own dataset (CSV, JSON or JSON Lines, UTF-8)", type=UPLOAD_TYPES,
                               key="stage7_upload")
@@ -58,32 +59,33 @@ def draw(module: ModuleType, store: Store) -> None:
     path = Path(st.selectbox("Dataset", names, index=names.index(chosen) if chosen in names else 0,
                              format_func=lambda p: relative_to_project(p), key="stage7_dataset"))
 
-    rows: list[dict] = []
+    loaded = {"count": 0}
     with friendly(f"loading {path.name} with load_own_dataset"):
-        rows = run_learner_code(module.load_own_dataset, path, timeout_s=LOAD_LIMIT_S,
-                                doing=f"loading {path.name} with load_own_dataset")
-    if not rows:
+        loaded = run_task(tasks.load, ref, str(path), timeout_s=LOAD_LIMIT_S,
+                          doing=f"loading {path.name} with load_own_dataset")
+    if not loaded["count"]:
         return
-    columns = list(rows[0])
-    st.caption(f"{len(rows)} rows; columns: {', '.join(columns)}")
+    columns = loaded["columns"]
+    st.caption(f"{loaded['count']} rows; columns: {', '.join(columns)}")
 
-    template = st.text_area("Template (each {field} is a column; end with [END])",
-                            value=getattr(module, "QA_TEMPLATE", "{text}\n[END]"), key="stage7_template", height=90)
+    template = st.text_area("Template (each {field} is a column; end with [END])", value=loaded["template"],
+                            key="stage7_template", height=90)
     fields: list[str] = []
     with friendly("reading the template's fields with template_fields"):
-        fields = [field for field in run_learner_code(module.template_fields, template,
-                                                      doing="reading the template's fields with template_fields")
+        fields = [field for field in run_task(tasks.template_fields, ref, template,
+                                              doing="reading the template's fields with template_fields")
                   if field in columns] or columns
 
     st.markdown("#### The mess, before and after cleaning")
-    clean: list[dict] = []
+    cleaned = {"count": 0}
     with friendly("cleaning with clean_examples"):
-        clean, report = run_learner_code(module.clean_examples, rows, text_fields=fields, timeout_s=LOAD_LIMIT_S,
-                                         doing="cleaning with clean_examples")
+        cleaned = run_task(tasks.clean, ref, str(path), fields, timeout_s=LOAD_LIMIT_S,
+                           doing="cleaning with clean_examples")
+        report = cleaned["report"]
         summary = st.columns(3)
-        summary[0].metric("Rows in", report.get("rows_in", len(rows)))
-        summary[1].metric("Rows kept", report.get("rows_out", len(clean)))
-        summary[2].metric("Removed", report.get("rows_in", len(rows)) - report.get("rows_out", len(clean)))
+        summary[0].metric("Rows in", report.get("rows_in", loaded["count"]))
+        summary[1].metric("Rows kept", report.get("rows_out", cleaned["count"]))
+        summary[2].metric("Removed", report.get("rows_in", loaded["count"]) - report.get("rows_out", cleaned["count"]))
         st.altair_chart(bar_chart(cleaning_rows(report), x="step", y="rows", colour="kind", horizontal=True,
                                   title="What clean_examples repaired and removed"), width="stretch")
         examples = report.get("examples") or {}
@@ -95,25 +97,25 @@ def draw(module: ModuleType, store: Store) -> None:
                                  hide_index=True)
         if store.result("stage7", "cleaning_report") != report:
             store.put_result("stage7", "cleaning_report", report)
-    if not clean:
+    if not cleaned["count"]:
         return
 
     st.markdown("#### Formatted for training")
     with friendly("formatting with format_example and prompt_for"):
-        st.code(run_learner_code(module.format_example, clean[0], template, doing="formatting with format_example"),
-                language="text", wrap_lines=True)
+        first = run_task(tasks.formatted, ref, str(path), fields, template,
+                         doing="formatting with format_example and prompt_for")
+        st.code(first["text"], language="text", wrap_lines=True)
         st.caption("The prompt the model will be given for this row (the template cut before its last field):")
-        st.code(run_learner_code(module.prompt_for, clean[0], template, doing="making the prompt with prompt_for"),
-                language="text", wrap_lines=True)
+        st.code(first["prompt"], language="text", wrap_lines=True)
     with friendly("splitting with prepare_own_splits"):
-        splits = run_learner_code(module.prepare_own_splits, clean, template, timeout_s=LOAD_LIMIT_S,
-                                  doing="splitting with prepare_own_splits")
+        splits = run_task(tasks.splits, ref, str(path), fields, template, timeout_s=LOAD_LIMIT_S,
+                          doing="splitting with prepare_own_splits")
         columns = st.columns(2)
-        columns[0].metric("Train", len(splits["train"]))
-        columns[1].metric("Validation", len(splits["validation"]))
+        columns[0].metric("Train", splits["train"])
+        columns[1].metric("Validation", splits["validation"])
     with friendly("choosing prompts with comparison_prompts"):
-        prompts = run_learner_code(module.comparison_prompts, clean, template,
-                                   doing="choosing prompts with comparison_prompts")
+        prompts = run_task(tasks.comparison_prompts, ref, str(path), fields, template,
+                           doing="choosing prompts with comparison_prompts")
         st.markdown("#### Prompts to compare the base, recipe and your own model on")
         st.dataframe([{"kind": p["kind"], "prompt": p["prompt"], "expected": p.get("expected", "")} for p in prompts],
                      hide_index=True)
@@ -170,8 +172,9 @@ def draw_comparison(store: Store, prompts: list[dict]) -> None:
                 for prompt in prompts:
                     row = {"prompt": prompt["prompt"], "expected": prompt.get("expected", "")}
                     for name, run_id in models:
-                        model, tokenizer = base_model() if run_id is None else finetuned_model(run_id)
-                        row[name] = generate_until_end(model, tokenizer, prompt["prompt"], max_new_tokens=80)
+                        row[name] = run_task(shared.generate_until_end, model_spec(run_id), prompt["prompt"],
+                                             max_new_tokens=80, timeout_s=LOAD_LIMIT_S,
+                                             doing=f"generating with the {name}")
                         store.save_generation("stage7", name, run_id or "base", prompt["prompt"], row[name])
                     rows.append(row)
             store.put_result("stage7", "comparison", rows)
