@@ -10,7 +10,7 @@ import copy
 import json
 from functools import lru_cache
 
-from checks.teacher import call, expect
+from checks.teacher import call, expect, fail
 from lessons.engine.constants import END_MARKER
 from lessons.engine.paths import DATA_DIR
 from lessons.engine.recipes import read_recipenlg_csv, read_wikibooks
@@ -162,11 +162,11 @@ def test_as_list_takes_every_shape(lesson):
 
 
 # -- formatting ---------------------------------------------------------------------------
-def _text(lesson, example) -> str:
+def _text(lesson, example, problem: str = "it must return a dict with the formatted text under 'text'.") -> str:
     result = call(lesson.format_recipe, example)
-    expect(isinstance(result, dict) and isinstance(result.get("text"), str), lesson.format_recipe,
-           "it must return a dict with the formatted text under 'text'.", expected="{'text': 'RECIPE: …'}",
-           got=result, hint="dataset.map adds the keys of the returned dict as columns.")
+    expect(isinstance(result, dict) and isinstance(result.get("text"), str), lesson.format_recipe, problem,
+           expected="{'text': 'RECIPE: …'}", got=result,
+           hint="dataset.map adds the keys of the returned dict as columns.")
     return result["text"]
 
 
@@ -282,7 +282,15 @@ def test_recipe_checks_names_each_rule(lesson):
 
 
 # -- splitting ----------------------------------------------------------------------------
+def _needs_format_and_filter(lesson) -> None:
+    """prepare_splits builds on format_recipe and is_valid_recipe: a wrong shape there is named there."""
+    _text(lesson, wikibooks("Peach Cobbler"),
+          "prepare_splits formats every recipe with your format_recipe, which must return {'text': ...} first.")
+    _valid(lesson, wikibooks("Peach Cobbler"))
+
+
 def _splits(lesson, recipes, n_recipes, test_size, seed):
+    _needs_format_and_filter(lesson)
     splits = call(lesson.prepare_splits, recipes, n_recipes, test_size, seed)
     expect(hasattr(splits, "keys") and set(splits.keys()) == {"train", "validation"}, lesson.prepare_splits,
            "it must return a DatasetDict with exactly 'train' and 'validation'.",
@@ -310,21 +318,37 @@ def test_prepare_splits_shape(lesson):
 
 
 def test_prepare_splits_filters_and_drops_duplicates(lesson):
-    """prepare_splits drops invalid recipes and repeated titles before it splits."""
-    splits = _splits(lesson, mixed_recipes(), None, 0.2, 0)
+    """prepare_splits drops invalid recipes and repeated titles (however they are written) before it splits."""
+    mac = sample("Mac &amp; Cheese")
+    written_differently = [{**copy.deepcopy(mac), "title": "mac & cheese"},        # the same dish, other case
+                           {**copy.deepcopy(mac), "title": " MAC &amp; CHEESE "}]  # and with an HTML entity
+    recipes = mixed_recipes() + written_differently
+    splits = _splits(lesson, recipes, None, 0.2, 0)
     titles = list(splits["train"]["title"]) + list(splits["validation"]["title"])
     for bad in ("Affogato", "Buttered Toast", "Quick Tomato Salad", ""):
-        expect(bad not in titles, lesson.prepare_splits, f"the invalid recipe {bad!r} made it into the splits.",
-               expected="only recipes that pass is_valid_recipe", got=bad, hint="Is the filter the first step?")
+        if bad not in titles:
+            continue
+        raw = next(r for r in recipes if r["title"].strip() == bad)
+        expect(not _valid(lesson, copy.deepcopy(raw)), lesson.is_valid_recipe,
+               f"prepare_splits keeps what your is_valid_recipe lets through, and it lets {bad!r} through.",
+               expected=False, got=True, hint="What does test_is_valid_recipe_rules say about it?")
+        fail(lesson.prepare_splits, f"the invalid recipe {bad!r} made it into the splits.",
+             expected="only recipes that pass is_valid_recipe", got=bad, hint="Is the filter the first step?")
     repeated = sorted({t for t in titles if titles.count(t) > 1})
     expect(not repeated, lesson.prepare_splits, "a title appears more than once.", expected="each title once",
            got=repeated, hint="Two 'Banana Oat Muffins' in the data: which one do you keep, and how do you know "
                                "you have seen a title before?")
+    macs = [t for t in titles if t.casefold() == "mac & cheese"]
+    expect(len(macs) == 1, lesson.prepare_splits,
+           "one dish is in the splits several times under titles written differently.",
+           expected="'Mac & Cheese' once", got=macs,
+           hint="Are 'Mac &amp; Cheese' and 'mac & cheese' the same title? Which helper above says so?")
     expect(len(titles) == 153, lesson.prepare_splits,
-           "of these 165 recipes, 9 are invalid and 3 repeat a title: 153 should remain with n_recipes=None.",
+           "of these 167 recipes, 9 are invalid and 5 repeat a title (2 of them written differently): "
+           "153 should remain with n_recipes=None.",
            expected=153, got=len(titles), hint="n_recipes=None means every valid, unique recipe.")
     expect("Mac & Cheese" in titles, lesson.prepare_splits, "titles must be cleaned too.",
-           expected="'Mac & Cheese'", got=[t for t in titles if "Mac" in t], hint="clean_text(title)")
+           expected="'Mac & Cheese'", got=macs, hint="clean_text(title)")
 
 
 def test_prepare_splits_no_leak(lesson):
@@ -367,20 +391,31 @@ def test_prepare_splits_is_random_but_repeatable(lesson):
 # -- show your work -----------------------------------------------------------------------
 def test_data_mess_report(lesson):
     """data_mess_report counts the mess: types per field, markup, and why recipes are removed."""
+    # data_mess_report is given (nothing to fill in); it counts with your recipe_checks, as_list and clean_text,
+    # so a wrong count is reported on the function of yours that makes it.
+    given = "data_mess_report (given, nothing to fill in) counts with your recipe_checks"
+    for title, rules in (("Buttered Toast", (True, False, True)), ("Quick Tomato Salad", (True, True, False))):
+        got = call(lesson.recipe_checks, sample(title))
+        want = dict(zip((lesson.RULE_TITLE, lesson.RULE_INGREDIENTS, lesson.RULE_DIRECTIONS), rules))
+        expect(got == want, lesson.recipe_checks, f"{given}, which gives another answer for {title}.",
+               expected=want, got=got, hint="What does test_recipe_checks_names_each_rule say about it?")
     report = call(lesson.data_mess_report, [copy.deepcopy(r) for r in _sample()])
     expect(report.get("recipes") == 13 and report["fields"]["ingredients"]["types"] == {"str": 13},
            lesson.data_mess_report, "the sample's 13 ingredients cells are all strings.",
            expected={"str": 13}, got=report.get("fields", {}).get("ingredients"))
     want = {lesson.RULE_TITLE: 1, lesson.RULE_INGREDIENTS: 1, lesson.RULE_DIRECTIONS: 1, lesson.DUPLICATE: 1}
-    expect(report["removed"] == want and report["kept"] == 9, lesson.data_mess_report,
-           "in the sample, one recipe fails each rule and one repeats a title; 9 remain.",
+    expect(report["removed"] == want and report["kept"] == 9, lesson.recipe_checks,
+           f"{given}: in the sample, one recipe fails each rule and one repeats a title; 9 should remain.",
            expected={"removed": want, "kept": 9}, got={"removed": report["removed"], "kept": report["kept"]},
-           hint="The report counts with recipe_checks: which rule does each rejected row fail?")
+           hint="Which rule does each rejected row of data/recipenlg_sample.csv fail with your recipe_checks?")
     report = call(lesson.data_mess_report, [copy.deepcopy(r) for r in _wikibooks()])
-    expect(report["removed"][lesson.RULE_INGREDIENTS] == 116, lesson.data_mess_report,
-           "116 Wikibooks recipes have fewer than 3 ingredients.", expected=116,
-           got=report["removed"][lesson.RULE_INGREDIENTS], hint="Do empty items and headers count as ingredients?")
-    expect(report["markup"]["<ref> footnotes"] == 20 and report["kept"] == 3011, lesson.data_mess_report,
-           "20 Wikibooks recipes carry <ref> footnotes, and 3,011 pass the filter.",
+    expect(report["removed"][lesson.RULE_INGREDIENTS] == 116, lesson.recipe_checks,
+           f"{given}: 116 Wikibooks recipes have fewer than 3 ingredients.", expected=116,
+           got=report["removed"][lesson.RULE_INGREDIENTS],
+           hint="Do empty items and headers count as ingredients in your as_list(..., drop_headers=True)?")
+    expect(report["markup"]["<ref> footnotes"] == 20 and report["kept"] == 3011, lesson.recipe_checks,
+           f"{given}: 20 Wikibooks recipes carry <ref> footnotes, and 3,011 pass the filter.",
            expected={"<ref> footnotes": 20, "kept": 3011},
-           got={"<ref> footnotes": report["markup"]["<ref> footnotes"], "kept": report["kept"]})
+           got={"<ref> footnotes": report["markup"]["<ref> footnotes"], "kept": report["kept"]},
+           hint="Which recipes does your recipe_checks let through that it should not, or stop that it should "
+                "let through?")

@@ -32,3 +32,22 @@ MISTAKES = [
             "    if False:\n        text = value.strip()\n",
             caught_by="test_as_list_takes_every_shape"),
 ]
+MISTAKES += [
+    Mistake("stage2", "drops duplicates by the raw title, so 'Mac &amp; Cheese' and 'mac & cheese' both stay",
+            '        key = title_key(recipe.get("title"))\n        if key not in seen_titles:',
+            '        key = recipe.get("title")\n        if key not in seen_titles:',
+            caught_by="test_prepare_splits_filters_and_drops_duplicates"),
+    Mistake("stage2", "drops duplicates by the cleaned title but forgets case ('Mac & Cheese' and 'mac & cheese')",
+            '        key = title_key(recipe.get("title"))\n        if key not in seen_titles:',
+            '        key = clean_text(recipe.get("title"))\n        if key not in seen_titles:',
+            caught_by="test_prepare_splits_filters_and_drops_duplicates"),
+    Mistake("stage2", "format_recipe returns the text itself, not {'text': ...}: prepare_splits names format_recipe",
+            '    return {"text": text}\n    ### END SOLUTION', '    return text\n    ### END SOLUTION',
+            caught_by="test_prepare_splits_shape"),
+    Mistake("stage2", "recipe_checks counts the raw ingredients field: data_mess_report names recipe_checks",
+            '    ingredients = as_list(example.get("ingredients"), drop_headers=True)\n'
+            '    directions = DIRECTION_SEPARATOR.join(as_list(example.get("directions")))\n',
+            '    ingredients = example.get("ingredients") or []\n'
+            '    directions = DIRECTION_SEPARATOR.join(as_list(example.get("directions")))\n',
+            caught_by="test_data_mess_report"),
+]
