@@ -16,6 +16,9 @@ and messed up on purpose, the way real files are:
    of objects) or JSON Lines (one object per line). A bad file must stop
    with a message that names the file, the row and the problem — "line 7 is
    not valid JSON" is fixable; a traceback from deep inside ``json`` is not.
+   The given code guards the rest (``lessons/engine/own_files.py``): a file
+   over the size or row limit, a picture or spreadsheet saved as ``.csv``,
+   UTF-16 text, a value of megabytes, JSON nested thousands deep.
 2. **Cleaning** (``clean_examples``), each step because the model would
    otherwise learn the damage:
 
@@ -24,6 +27,8 @@ and messed up on purpose, the way real files are:
      "Ã©" as a spelling.
    * *HTML entities* (``&amp;``, ``&#39;``, ``&quot;``): text scraped from a
      web page or exported from a web form. The model would write "&amp;".
+   * *control characters* (a NUL byte, a backspace, an escape): invisible
+     codes from binary files and old terminals that no text needs.
    * *stray whitespace*: double spaces, tabs, non-breaking spaces, line
      breaks inside a value. They cost tokens, and a line break inside a
      field blurs where the template's next field starts.
@@ -80,11 +85,13 @@ import html
 import io
 import json
 import random
+import re
 import string
 from pathlib import Path
 
 from datasets import Dataset, DatasetDict
 
+from lessons.engine import own_files  # given guards: size, binary files, UTF-16, limits (lessons/engine/limits.py)
 from lessons.engine.constants import END_MARKER, PROMPT_TEMPLATE
 from lessons.engine.errors import DatasetError, LabError
 from lessons.engine.todo import ___, todo  # noqa: F401 - the blanks and TODOs you fill in
@@ -109,14 +116,20 @@ MOJIBAKE_CODECS = ("cp1252", "latin-1")
 
 # The repairs, in the order they run, and why the order matters: mojibake
 # first (its fix works on the raw damaged characters); entities next
-# (``&nbsp;`` becomes a non-breaking space...); whitespace last (...which
-# this step then turns into a plain space).
-REPAIR_STEPS = ("mojibake", "html_entities", "whitespace")
+# (``&nbsp;`` becomes a non-breaking space...); control characters after
+# both (Latin-1 mojibake holds codes 0x80-0x9F until it is repaired);
+# whitespace last (...turning that non-breaking space into a plain one).
+REPAIR_STEPS = ("mojibake", "html_entities", "control_characters", "whitespace")
 # The reasons a row is removed, in the order they are tested: a row that is
 # blank is not also counted as too short or a duplicate.
 REMOVAL_REASONS = ("blank", "too_short", "duplicate")
 # How many examples of each repair and removal the report keeps to show.
 MAX_EXAMPLES = 3
+
+# Control characters: every code below 32 and from 127 to 159 except the
+# whitespace ones (tab, line breaks, form feed; 0x1C-0x1F and 0x85 too, which
+# str.split() counts as whitespace). NUL is 0x00.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f]")
 
 
 class TemplateError(LabError, ValueError):
@@ -134,12 +147,18 @@ def read_utf8(path: Path) -> str:
     (Excel's "CSV UTF-8" starts with one) is dropped, so it does not end up
     glued to the first column's name.
 
+    The bytes come from ``own_files.read_dataset_bytes`` (given): it refuses a
+    file over the size limit before reading it, names a file that is no text
+    at all ("this is a PNG image, not a CSV file"), and hands UTF-16 and
+    UTF-32 text (with a byte-order mark) on as UTF-8, so what reaches your
+    decoding is text that is UTF-8, or meant to be.
+
     Example:
         >>> read_utf8(Path("tips.csv"))              # saved as Windows-1252
         DatasetError: tips.csv, row 3: byte 0xE9 (position 57) is not UTF-8
           hint: the file looks saved as Windows-1252 or Latin-1, where 0xE9 is 'é'; ...
     """
-    raw = Path(path).read_bytes()
+    raw = own_files.read_dataset_bytes(path)  # given: size limit, binary files, UTF-16/32 become UTF-8
     # TODO: raw.decode(...) raises UnicodeDecodeError; which attribute of the error says where?
     #       How many b"\n" come before that position? That tells you the line.
     raise todo()
@@ -153,13 +172,17 @@ def rows_from_csv(text: str, path: Path) -> list[dict]:
     double quotes; without them the row has more values than columns, which
     is the most common broken CSV. A line of nothing but spaces is kept as a
     blank row (cleaning will count and drop it); a line with nothing at all is
-    skipped, as every CSV reader does.
+    skipped, as every CSV reader does. Lines may end in ``\\r\\n`` (Windows),
+    ``\\n`` or ``\\r`` alone (old Macs). Rows are counted while reading, so a
+    file past the row limit stops there; a value past the field limit is
+    named, not mistaken for a broken quote.
 
     Example:
         >>> rows_from_csv('question,answer\\nWhy?,"Because, well."\\n', Path("x.csv"))
         [{'question': 'Why?', 'answer': 'Because, well.'}]
     """
-    reader = csv.reader(io.StringIO(text), strict=True)  # strict: a broken quote is an error, not a guess
+    # newline="": \r\n, \n and \r alone each end a line; strict: a broken quote is an error, not a guess
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
         header = next(reader)
     except csv.Error as error:
@@ -176,6 +199,8 @@ def rows_from_csv(text: str, path: Path) -> list[dict]:
         except StopIteration:
             break
         except csv.Error as error:
+            if own_files.is_field_limit_error(error):  # given: a value of megabytes is not a quote problem
+                raise own_files.field_too_long(path, row=start, csv_file=True) from None
             raise DatasetError(path, f"not valid CSV: {error}", row=start,
                                hint='is a double quote (") opened but never closed?') from None
         if not values:
@@ -187,7 +212,10 @@ def rows_from_csv(text: str, path: Path) -> list[dict]:
                 raise DatasetError(path, f"{len(values)} values, but the header names {len(columns)} columns "
                                          f"({', '.join(columns)})", row=start,
                                    hint='a comma inside a value needs the value in double quotes: "Salt, pepper"')
-        rows.append(dict(zip(columns, values)))
+        own_files.check_row_count(len(rows), path, row=start)  # given: stop at the row limit
+        row = dict(zip(columns, values))
+        own_files.check_field_lengths(row, path, row_number=start, csv_file=True)  # given: the field limit
+        rows.append(row)
     return rows
 
 
@@ -242,7 +270,11 @@ def rows_from_jsonl(text: str, path: Path) -> list[dict]:
     raise todo()
 
 
-READERS = {"csv": rows_from_csv, "json": rows_from_json, "jsonl": rows_from_jsonl}
+# The reader for each file type. The JSON ones are wrapped (given) in the row
+# and field limits that rows_from_csv checks line by line, and in a clear
+# error for JSON nested thousands deep (Python's own is a RecursionError).
+READERS = {"csv": rows_from_csv, "json": own_files.guarded_reader(rows_from_json, "json"),
+           "jsonl": own_files.guarded_reader(rows_from_jsonl, "jsonl")}
 
 
 def load_own_dataset(path: str | Path, *, required_columns: tuple[str, ...] | list[str] = ()) -> list[dict]:
@@ -320,8 +352,25 @@ def normalise_whitespace(text: str) -> str:
     return " ".join(___.split())  # TODO: fill in ___ — which str method splits on every kind of whitespace at once?
 
 
+def remove_control_characters(text: str) -> str:
+    """Remove control characters (``CONTROL_CHARACTERS``): NUL, backspace, escape and the like.
+
+    They come from binary files, old terminals and broken exports; no text
+    needs them, they are invisible on screen, and a NUL byte cuts a text
+    short in many tools. Whitespace (tabs, line breaks) is the next step's.
+
+    Example:
+        >>> remove_control_characters("Hot\\x00 oil\\x08!")
+        'Hot oil!'
+    """
+    return CONTROL_CHARACTERS.sub("", text)
+
+
 def repair_text(text) -> dict[str, str]:
-    """Repair one value, showing the text after each step: ``{"original", "mojibake", "html_entities", "whitespace"}``.
+    """Repair one value, showing the text after each step: ``{"original", "mojibake", "html_entities", ...}``.
+
+    The steps are ``REPAIR_STEPS``, in that order: mojibake, HTML entities,
+    control characters, whitespace.
 
     ``None`` (a missing value in JSON) counts as the empty text and a number
     as its digits, so every value can be repaired and measured the same way.
@@ -331,6 +380,7 @@ def repair_text(text) -> dict[str, str]:
         {'original': '  Salt &amp; pepper, sautÃ©ed ',
          'mojibake': '  Salt &amp; pepper, sautéed ',
          'html_entities': '  Salt & pepper, sautéed ',
+         'control_characters': '  Salt & pepper, sautéed ',
          'whitespace': 'Salt & pepper, sautéed'}
     """
     text = "" if text is None else str(text)
@@ -339,11 +389,14 @@ def repair_text(text) -> dict[str, str]:
     steps["mojibake"] = text
     text = ___.unescape(text)  # TODO: fill in ___ — which standard module knows that &amp; means &?
     steps["html_entities"] = text
+    text = remove_control_characters(text)
+    steps["control_characters"] = text
     text = normalise_whitespace(text)
     steps["whitespace"] = text
     return steps
 
 
+@own_files.capped_report  # given: each text in the report's examples is cut to LIMITS.report_example_chars
 def clean_examples(rows: list[dict], *, text_fields: list[str] | tuple[str, ...], min_chars: int = MIN_CHARS
                    ) -> tuple[list[dict], dict]:
     """Repair, filter and de-duplicate rows; return the clean rows and a report of what happened.
@@ -357,8 +410,9 @@ def clean_examples(rows: list[dict], *, text_fields: list[str] | tuple[str, ...]
 
     Steps, in order:
 
-    1. repair every text field with ``repair_text`` (mojibake, HTML
-       entities, whitespace), counting the rows each step changed;
+    1. repair every text field with ``repair_text`` (each step of
+       ``REPAIR_STEPS``: mojibake, HTML entities, control characters,
+       whitespace), counting the rows each step changed;
     2. drop *blank* rows: a text field that is missing or empty after repair;
     3. drop *too short* rows: a text field shorter than ``min_chars``;
     4. drop *duplicates*: a row whose repaired text fields are exactly those
@@ -369,7 +423,7 @@ def clean_examples(rows: list[dict], *, text_fields: list[str] | tuple[str, ...]
         ``(clean_rows, report)``; the report shows the work::
 
             {"rows_in": 49, "rows_out": 36,
-             "repaired": {"mojibake": 6, "html_entities": 5, "whitespace": 7},
+             "repaired": {"mojibake": 6, "html_entities": 5, "control_characters": 0, "whitespace": 7},
              "removed": {"blank": 3, "too_short": 3, "duplicate": 7},
              "examples": {"mojibake": [{"index": 1, "field": "answer", "before": "5 Â°C…", "after": "5 °C…"}, …],
                           "blank": [{"index": 4, "row": {...}}, …],
@@ -379,7 +433,10 @@ def clean_examples(rows: list[dict], *, text_fields: list[str] | tuple[str, ...]
         however many of its fields changed); ``removed`` counts rows dropped
         for each reason; ``index`` is the row's position in ``rows`` (from 0)
         and ``same_as`` the position of the row it duplicates. ``examples``
-        keeps at most ``MAX_EXAMPLES`` per step and reason.
+        keeps at most ``MAX_EXAMPLES`` per step and reason; the given
+        ``@own_files.capped_report`` cuts each text in them to
+        ``LIMITS.report_example_chars`` characters ("… (N characters)"), so
+        an 11 MB answer does not make an 11 MB report.
     """
     # TODO: Start the report with a zero for every name in REPAIR_STEPS and REMOVAL_REASONS.
     #       repair_text shows each step's text: which steps changed it compared with the step before?

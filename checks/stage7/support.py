@@ -20,7 +20,7 @@ QA_TEMPLATE = "QUESTION: {question}\nANSWER: {answer}\n[END]"
 EXAMPLE_COUNTS = {
     "rows_in": 49,
     "rows_out": 36,
-    "repaired": {"mojibake": 6, "html_entities": 5, "whitespace": 7},
+    "repaired": {"mojibake": 6, "html_entities": 5, "control_characters": 0, "whitespace": 7},
     "removed": {"blank": 3, "too_short": 3, "duplicate": 7},
 }
 

@@ -111,12 +111,20 @@ def settings_from_config(config: dict, settings_class: type | None = None):
 
 
 def own_dataset_splits(own: dict, settings, *, reference: bool):
-    """Stage 7's splits of the learner's own file: load, clean, format, split (the same as its page shows)."""
+    """Stage 7's splits of the learner's own file: load, clean, format, split (the same as its page shows).
+
+    The file's size is checked before the learner's loader reads it, and its columns against the
+    template before anything is cleaned (``lessons.engine.own_files``): a file the job cannot use
+    fails at once, with the columns it has and the ones the template needs.
+    """
+    from . import own_files
     from .modules import load_stage_module
 
+    own_files.check_size(own["path"])
     stage7 = load_stage_module("stage7", reference=reference)
     template = own.get("template") or stage7.QA_TEMPLATE
     rows = stage7.load_own_dataset(own["path"])
+    own_files.check_columns(rows, stage7.template_fields(template), own["path"])
     fields = own.get("text_fields") or [f for f in stage7.template_fields(template) if f in rows[0]]
     clean, report = stage7.clean_examples(rows, text_fields=fields)
     print(f"[job] own dataset {own['path']}: {report.get('rows_in')} rows in, {report.get('rows_out')} clean",
