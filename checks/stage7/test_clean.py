@@ -96,6 +96,20 @@ def test_clean_normalises_whitespace(lesson):
            expected={"whitespace": 3}, got=report["repaired"])
 
 
+def test_clean_removes_control_characters(lesson):
+    """clean_examples removes control characters such as a NUL byte, and counts the rows it repaired."""
+    rows = [{"question": "Can I refreeze\x00 thawed meat?", "answer": "Only if it thawed in the fridge.\x00"},
+            {"question": RICE["question"], "answer": RICE["answer"] + "\x08\x1b"}, dict(FRIDGE)]
+    want = [{"question": "Can I refreeze thawed meat?", "answer": "Only if it thawed in the fridge."}, RICE, FRIDGE]
+    clean, report = _clean(lesson, rows)
+    expect(clean == want, lesson.clean_examples, "NUL, backspace and escape are invisible junk: they must go.",
+           expected=want, got=clean, hint="Does every text field go through repair_text, and is its last step "
+                                          "the text you keep?")
+    expect(report["repaired"].get("control_characters") == 2, lesson.clean_examples,
+           "two rows had control characters.", expected={"control_characters": 2}, got=report["repaired"],
+           hint="Count the rows for every step of REPAIR_STEPS, not only the ones you know by name.")
+
+
 def test_clean_drops_blank_rows(lesson):
     """clean_examples drops rows with an empty, missing or whitespace-only text field."""
     rows = [dict(RICE), {"question": "", "answer": ""}, {"question": "   ", "answer": "\t"},

@@ -5,6 +5,7 @@ CSV, JSON and JSON Lines). Broken files are written to a temporary folder.
 """
 from __future__ import annotations
 
+import codecs
 import json
 
 import pytest
@@ -78,6 +79,31 @@ def test_rejects_a_file_that_is_not_utf8(lesson, tmp_path):
     expect("0xe9" in message.lower(), lesson.load_own_dataset,
            "the message must show the byte that is not UTF-8.", expected="a message containing '0xE9'", got=message,
            hint="f'0x{byte:02X}' writes a byte in hexadecimal.")
+
+
+# The first bytes of a real PNG image (its signature and header): what a photo renamed to .csv starts with.
+PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02\x00\x00\x00\x90wS\xde"
+
+
+def test_names_a_file_that_is_not_text(lesson, tmp_path):
+    """A picture renamed to .csv is named as a picture; UTF-16 text (Notepad's 'Unicode') loads like UTF-8."""
+    path = tmp_path / "photo.csv"
+    path.write_bytes(PNG)
+    error = dataset_error(lesson.load_own_dataset, path, expected="a PNG image renamed to .csv is not a dataset",
+                          hint="Does load_own_dataset read the file with read_utf8? Its given first line knows "
+                               "images, spreadsheets and UTF-16.")
+    expect("PNG" in str(error) and "Windows-1252" not in str(error), lesson.load_own_dataset,
+           "the message must say what the file really is, not guess at an encoding.",
+           expected="a message containing 'PNG image'", got=str(error),
+           hint="read_utf8's given first line (own_files.read_dataset_bytes) says it: is its error let through?")
+    path = tmp_path / "notepad.csv"
+    path.write_bytes(codecs.BOM_UTF16_LE + GOOD_CSV.encode("utf-16-le"))
+    got = call(lesson.load_own_dataset, path, required_columns=TEXT_FIELDS)
+    want = [{"question": "Why rest meat?", "answer": "So the juices settle back into it."}]
+    expect(got == want, lesson.load_own_dataset, "a UTF-16 file with its byte-order mark holds the same rows as "
+           "its UTF-8 twin.", expected=want, got=got,
+           hint="read_utf8 gets its bytes from own_files.read_dataset_bytes, which turns UTF-16 into UTF-8: "
+                "does your loader read the file some other way?")
 
 
 def test_names_the_broken_csv_row(lesson, tmp_path):
