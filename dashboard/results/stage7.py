@@ -70,11 +70,12 @@ def draw(ref: LessonRef, store: Store) -> None:
 
     template = st.text_area("Template (each {field} is a column; end with [END])", value=loaded["template"],
                             key="stage7_template", height=90)
-    fields: list[str] = []
-    with friendly("reading the template's fields with template_fields"):
-        fields = [field for field in run_task(tasks.template_fields, ref, template,
-                                              doing="reading the template's fields with template_fields")
-                  if field in columns] or columns
+    fields: list[str] | None = None
+    with friendly("checking the file's columns against the template"):  # before anything is cleaned or saved
+        fields = run_task(tasks.template_columns, ref, str(path), template,
+                          doing="reading the template's fields with template_fields") or columns
+    if fields is None:
+        return
 
     st.markdown("#### The mess, before and after cleaning")
     cleaned = {"count": 0}

@@ -1,8 +1,11 @@
 """Stage 7's tasks: the learner's file loaded, cleaned, formatted and split with their own functions.
 
 What is slow or large (the rows read, the cleaned rows) stays in the worker,
-keyed by the lesson file's version, the data file and its modification time;
-the page gets counts, reports and a few examples.
+keyed by the lesson file's version, the data file's path, modification time and
+size, so a page interaction reuses them and a saved file is read again; the page
+gets counts, reports and a few examples. The file's size is checked before the
+learner's loader reads it (``own_files.check_size``), and its columns against
+the template before anything is cleaned (``template_columns``).
 """
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import os
 from dashboard.logic import worker
 from dashboard.logic.kernel import LessonRef
 from dashboard.tasks import plain
+from lessons.engine import own_files
 
 
 def _stamp(path: str) -> tuple:
@@ -19,6 +23,7 @@ def _stamp(path: str) -> tuple:
 
 
 def _rows(ref: LessonRef, path: str) -> list[dict]:
+    own_files.check_size(path)  # from stat, before learner code reads a byte: uploads/ has no 200 MB cap
     return worker.remember(("own rows", ref.path, ref.fingerprint, _stamp(path)),
                            lambda: worker.lesson(ref).load_own_dataset(path))
 
@@ -37,6 +42,13 @@ def load(ref: LessonRef, path: str) -> dict:
 
 def template_fields(ref: LessonRef, template: str) -> list[str]:
     return [str(field) for field in worker.lesson(ref).template_fields(template)]
+
+
+def template_columns(ref: LessonRef, path: str, template: str) -> list[str]:
+    """Task: the template's fields, once the file is known to have them all (a ``DatasetError`` listing both if not)."""
+    fields = template_fields(ref, template)
+    own_files.check_columns(_rows(ref, path), fields, path)
+    return fields
 
 
 def clean(ref: LessonRef, path: str, fields: list[str]) -> dict:
