@@ -32,7 +32,7 @@ import pytest
 
 from checks.runlog import EventReader, EventWriter, cut
 from checks.supervisor import EVENTS_ENV, STACKS_ENV, finish, supervise
-from checks.teacher import CheckFailed, learner_frame
+from checks.teacher import CheckFailed, CheckTimedOut, learner_frame
 from lessons.engine.errors import LabError
 from lessons.engine.limits import LIMITS
 from lessons.engine.paths import relative_to_project
@@ -44,10 +44,6 @@ DEFAULT_TIMEOUT_S = LIMITS.check_timeout_s
 # Library progress bars (saving a tiny model...) would only clutter a failure's report.
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
-
-
-class CheckTimedOut(Exception):
-    """Learner code ran past the time limit of one check."""
 
 
 def pytest_addoption(parser):
@@ -169,14 +165,24 @@ def pytest_runtest_call(item):
 
 
 # -- failures that read like a teacher -----------------------------------------------
-def friendly_message(excinfo, learner_path: Path | None) -> str | None:
+def busy_frame(tb, learner_path: Path, stage: Stage):
+    """The line a stopped check was running in the learner's own functions (not a given helper they call)."""
+    from lessons.engine.blanks import exercises_for
+
+    own = {exercise.function for exercise in exercises_for(stage.module)}
+    frames = [f for f in traceback.extract_tb(tb) if str(Path(f.filename).resolve()) == str(learner_path)]
+    mine = [f for f in frames if f.name in own]
+    return (mine or frames or [None])[-1]
+
+
+def friendly_message(excinfo, learner_path: Path | None, stage: Stage | None = None) -> str | None:
     """The words a learner reads for a failure, or None to keep pytest's report."""
     error = excinfo.value
     if isinstance(error, (NotImplementedYet, CheckFailed, LabError)):
         return str(error)
     if isinstance(error, CheckTimedOut):
-        frame = learner_frame(excinfo.tb, {str(learner_path)}) if learner_path else None
-        where = f"\n  open:     {relative_to_project(frame.filename)}:{frame.lineno}" if frame else ""
+        frame = busy_frame(excinfo.tb, learner_path, stage) if learner_path and stage else None
+        where = f"\n  open:     {relative_to_project(frame.filename)}:{frame.lineno} ({frame.name})" if frame else ""
         return f"{error}{where}"
     if learner_path:
         frame = learner_frame(excinfo.tb, {str(learner_path)})
@@ -197,10 +203,43 @@ def pytest_runtest_makereport(item, call):
         and item.function.__doc__ else item.name
     if call.excinfo is None or stage is None:
         return
-    message = friendly_message(call.excinfo, lesson_file(item.config, stage))
+    path = lesson_file(item.config, stage)
+    message = friendly_message(call.excinfo, path, stage)
+    if isinstance(call.excinfo.value, CheckTimedOut):
+        _skip_the_rest_of(call.excinfo.tb, path, stage, check_name(item.nodeid))
+    elif message is not None and not isinstance(call.excinfo.value, NotImplementedYet):
+        message = _once(message, check_name(item.nodeid))
     if message is not None:
         report.longrepr = message
     report.lk_message = message or str(call.excinfo.value)
+
+
+_first_with: dict[str, str] = {}  # a failure's words (less the call's arguments) -> the check that showed them first
+
+
+def _once(message: str, check: str) -> str:
+    """One bug, one message: a failure already shown by an earlier check is named, not repeated."""
+    words = "\n".join(line for line in message.splitlines() if not line.lstrip().startswith("called:"))
+    first = _first_with.setdefault(words, check)
+    if first == check:
+        return message
+    return f"same failure as {first} above: {message.splitlines()[0]}"
+
+
+def _skip_the_rest_of(tb, path: Path, stage: Stage, check: str) -> None:
+    """After a time-out, the stage's later checks skip the function that hung instead of waiting again."""
+    frame = busy_frame(tb, path, stage)
+    module = _loaded.get(path)
+    if frame is None or module is None or not callable(getattr(module, frame.name, None)):
+        return
+    reason = (f"skipped: {frame.name} ran past the time limit in {check} (above); "
+              "fix it there, then run the checks again.")
+
+    def hung(*args, **kwargs):
+        pytest.skip(reason)
+
+    hung.__name__ = frame.name
+    setattr(module, frame.name, hung)
 
 
 # -- supervision and recording ---------------------------------------------------------

@@ -15,6 +15,7 @@ the line of *their* code that raised it.
 """
 from __future__ import annotations
 
+import difflib
 import inspect
 import traceback
 from pathlib import Path
@@ -26,6 +27,10 @@ from lessons.engine.todo import NotImplementedYet
 
 class CheckFailed(AssertionError):
     """A check that did not pass; its message is all the learner needs to read."""
+
+
+class CheckTimedOut(Exception):
+    """Learner code ran past the time limit of one check (raised by the harness's alarm, wherever the code was)."""
 
 
 def where(function: Callable) -> str:
@@ -45,15 +50,41 @@ def short(value: Any, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 20] + f" … ({len(text)} characters)"
 
 
+def compare_lines(expected: str, got: str, limit: int = 24) -> list[str]:
+    """Two texts line by line, each line as Python writes it, so a missing space or newline shows::
+
+        expected and got, line by line (- expected, + got):
+            'RECIPE: Toast\\n'
+          - '[END]'
+          + '[END] '
+    """
+    lines = ["  expected and got, line by line (- expected, + got):"]
+    for row in difflib.ndiff(expected.splitlines(keepends=True), got.splitlines(keepends=True)):
+        if row[0] in " -+":
+            lines.append(f"    {row[0] if row[0] != ' ' else ' '} {short(row[2:], 200)}")
+    if len(lines) > limit + 1:
+        lines = lines[:limit + 1] + [f"    … ({len(lines) - limit - 1} more lines)"]
+    return lines
+
+
 def fail(function: Callable, problem: str, *, expected: Any = None, got: Any = None, hint: str = "",
          show_got: bool = True) -> None:
-    """Stop the check with a teacher's message about ``function``."""
+    """Stop the check with a teacher's message about ``function``.
+
+    A text ``expected`` beside a text ``got`` is printed the same way as it (both as Python writes
+    them, or line by line when either has several lines); beside any other ``got`` it is a
+    description, printed as it is.
+    """
     name = getattr(inspect.unwrap(function), "__name__", "?")
     lines = [f"{name}: {problem}"]
-    if expected is not None:
-        lines.append(f"  expected: {expected if isinstance(expected, str) else short(expected)}")
-    if show_got:
-        lines.append(f"  got:      {short(got)}")
+    both_text = show_got and isinstance(expected, str) and isinstance(got, str)
+    if both_text and ("\n" in expected or "\n" in got):
+        lines += compare_lines(expected, got)
+    else:
+        if expected is not None:
+            lines.append(f"  expected: {short(expected) if both_text or not isinstance(expected, str) else expected}")
+        if show_got:
+            lines.append(f"  got:      {short(got)}")
     if hint:
         lines.append(f"  hint:     {hint}")
     lines.append(f"  open:     {where(function)}")
@@ -84,7 +115,7 @@ def call(function: Callable, *args, **kwargs) -> Any:
     """
     try:
         return function(*args, **kwargs)
-    except (NotImplementedYet, CheckFailed):
+    except (NotImplementedYet, CheckFailed, CheckTimedOut):
         raise
     except Exception as error:  # noqa: BLE001 - any bug in learner code is reported, not crashed on
         source = inspect.getsourcefile(inspect.unwrap(function)) or ""

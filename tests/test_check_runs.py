@@ -167,3 +167,40 @@ def test_a_flood_of_output_is_cut_and_the_summary_still_shows(project):
     assert b"bytes of output left out" in output
     total = len(stage_checks("stage2"))
     assert f"LoRA Kitchen stage 2: {total} of {total} checks pass on lessons/stage2_data.py.".encode() in output
+
+
+def _results(project, *args):
+    """Run the stage 2 checks in the project; the outcome and message of every check, by name."""
+    report = project.home / "report.json"
+    done = project.checks("checks/stage2", f"--report-json={report}", *args)
+    import json
+
+    return json.loads(report.read_text())["stage2"], text(done)
+
+
+@pytest.mark.slow
+def test_a_function_that_hangs_costs_one_time_limit_and_names_its_own_line(project):
+    planted = project.plant("\n\ndef format_recipe(example):\n"
+                            "    while True:\n"
+                            "        example = dict(example)\n")
+    loop_line = len(planted.splitlines())
+    results, output = _results(project, "--check-timeout=2")
+    stopped = [r for r in results.values() if "ran longer than 2 s" in r["message"]]
+    skipped = [r for r in results.values() if r["outcome"] == "skipped"]
+    assert len(stopped) == 1, output[-3000:]
+    assert f"open:     lessons/stage2_data.py:{loop_line} (format_recipe)" in stopped[0]["message"] or \
+        f"open:     lessons/stage2_data.py:{loop_line - 1} (format_recipe)" in stopped[0]["message"], stopped[0]
+    assert skipped and all(f"format_recipe ran past the time limit in {stopped[0]['name']}" in r["message"]
+                           for r in skipped), skipped
+
+
+@pytest.mark.slow
+def test_one_bug_is_told_once_and_named_after(project):
+    project.plant("\n\ndef clean_text(text):\n    raise ValueError('a planted bug')\n")
+    results, output = _results(project)
+    again = [r for r in results.values() if r["message"].startswith("same failure as ")]
+    told = {r["name"]: r["message"] for r in results.values() if r["outcome"] == "failed" and r not in again}
+    words = ["\n".join(line for line in m.splitlines() if "called:" not in line) for m in told.values()]
+    assert any("a planted bug" in message for message in told.values())
+    assert len(words) == len(set(words)), "a failure told twice in full"
+    assert again and all(r["message"].split()[3] in told for r in again), [r["message"] for r in again]
