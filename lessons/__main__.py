@@ -3,6 +3,7 @@
     progress        your table of stages (not started / failing / passed / changed)
     pipeline        run the whole assignment end to end (instructors: --reference --quick)
     generate        write the learner files from the reference solutions
+    reset STAGE     start one stage's file again (your version is kept in .lab/backups/)
     repair-store    move a damaged store aside and restore its backup
     mutation-score  how many mutants of the learner's code the checks kill (maintainers; minutes to hours)
     registry        write checks/registry.json, the list of every check each stage has
@@ -35,6 +36,37 @@ def _setup_model(args) -> int:
 
     wikibooks_file("en")  # fails early, clearly, if the recipes package is missing
     print(f"[setup] model cache: {ensure_model_cache()}")
+    return 0
+
+
+def _reset(args) -> int:
+    """One stage's learner file back to pristine; the learner's version is copied aside first."""
+    import time
+
+    from .engine.blanks import generate
+    from .engine.paths import lab_home, relative_to_project
+    from .engine.stages import stage
+
+    try:
+        chosen = stage(args.stage)
+    except KeyError as error:
+        raise LabError(error.args[0]) from None
+    target = chosen.learner_file
+    if not chosen.reference_file.exists():
+        raise LabError(f"the reference of {chosen.key} is not in this copy, so its pristine file cannot be made: "
+                       "ask your instructor for a fresh copy of the file.")
+    pristine, _ = generate(chosen.reference_file)
+    if target.exists() and target.read_text(encoding="utf-8") == pristine:
+        print(f"{relative_to_project(target)} is already as it started; nothing to do.")
+        return 0
+    if target.exists():
+        backups = lab_home() / "backups"
+        backups.mkdir(parents=True, exist_ok=True)
+        kept = backups / f"{target.stem}.{time.strftime('%Y%m%d-%H%M%S')}.py"
+        shutil.copy2(target, kept)
+        print(f"your version is kept as {kept}")
+    target.write_text(pristine, encoding="utf-8")
+    print(f"{relative_to_project(target)} is as it started: every TODO and blank is open again.")
     return 0
 
 
@@ -73,6 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("progress", help="your table of stages").set_defaults(run=_progress)
     commands.add_parser("setup-model", help="convert the embedded model once").set_defaults(run=_setup_model)
+    reset = commands.add_parser("reset", help="start one stage's file again (your version is kept)")
+    reset.add_argument("stage", help="the stage: 1, 2, 3, 4a, 4b, 5, 6 or 7")
+    reset.set_defaults(run=_reset)
     commands.add_parser("repair-store", help="move a damaged store aside, restore its backup"
                         ).set_defaults(run=_repair_store)
     commands.add_parser("registry", help="write the registry of checks").set_defaults(run=_registry)

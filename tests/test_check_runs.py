@@ -22,6 +22,7 @@ from lessons.engine.progress import run_passes_stage
 from lessons.engine.registry import collect, registry, stage_checks
 from lessons.engine.stages import content_hash, file_hash, stage
 from lessons.engine.store import Store
+from lessons.engine.store_file import BACKUP_EVERY_S
 
 STAGE2 = stage("2")
 FIRST_CHECK = stage_checks("stage2")[0]
@@ -204,3 +205,31 @@ def test_one_bug_is_told_once_and_named_after(project):
     assert any("a planted bug" in message for message in told.values())
     assert len(words) == len(set(words)), "a failure told twice in full"
     assert again and all(r["message"].split()[3] in told for r in again), [r["message"] for r in again]
+
+
+def test_reset_starts_one_stage_again_and_keeps_the_learners_version(project):
+    env = {**os.environ, "LAB_HOME": str(project.home)}
+    work = project.plant("\n# my work\n")
+    done = subprocess.run([sys.executable, "-m", "lessons", "reset", "2"], cwd=project.root, env=env,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert project.learner_file.read_text() == STAGE2.learner_file.read_text(), "pristine again"
+    kept = list((project.home / "backups").glob("stage2_data.*.py"))
+    assert len(kept) == 1 and kept[0].read_text() == work
+    other = project.root / "lessons" / stage("3").learner_file.name
+    assert other.read_text() == stage("3").learner_file.read_text(), "other stages untouched"
+    wrong = subprocess.run([sys.executable, "-m", "lessons", "reset", "9"], cwd=project.root, env=env,
+                           capture_output=True, text=True)
+    assert wrong.returncode == 2 and "no stage 'stage9'" in wrong.stderr and "Traceback" not in wrong.stderr
+
+
+def test_the_readmes_troubleshooting_numbers_are_the_limits():
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    section = readme[readme.index("## Troubleshooting"):readme.index("## For developers")]
+    for said in (f"longer than {LIMITS.check_timeout_s:.0f} s", f"killed {LIMITS.check_kill_grace_s:.0f} s later",
+                 f"within {LIMITS.exit_grace_s:.0f} s", f"the first {LIMITS.check_output_head_bytes:,}",
+                 f"the last {LIMITS.check_output_tail_bytes:,} bytes",
+                 f"over {LIMITS.own_dataset_max_bytes // 1_000_000} MB", f"over {LIMITS.own_dataset_max_rows:,} rows",
+                 f"a field over {LIMITS.own_dataset_max_field_chars:,} characters",
+                 f"at most {BACKUP_EVERY_S / 60:.0f} minutes old"):
+        assert said in section, f"the README's troubleshooting section should say {said!r} (lessons/engine/limits.py)"

@@ -2,7 +2,7 @@
 
 The model is tiny (2 layers, 64 wide, the real tokenizer; see lessons/engine/tiny.py)
 so every stage of the real pipeline runs in under a minute here; the real
-numbers come from `python -m lessons pipeline --reference --quick` (README).
+numbers come from `python -m lessons pipeline --reference --quick` (docs/benchmarks.md).
 """
 from __future__ import annotations
 
