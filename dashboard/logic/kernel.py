@@ -55,7 +55,6 @@ import io
 import os
 import pickle
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -296,11 +295,11 @@ def _call_key(name: str, args: tuple, kwargs: dict) -> str:
 class _Worker:
     """One running worker: its process (a group of its own), the socket to it, its output and stack dump."""
 
-    def __init__(self, env: dict, output_limit: int, folder: Path):
+    def __init__(self, env: dict, output_limit: int):
         parent_end, child_end = socket.socketpair()
-        folder.mkdir(parents=True, exist_ok=True)
-        self.stacks = folder / f"stacks-{time.time_ns()}.txt"
-        self.stacks.touch()
+        handle, name = tempfile.mkstemp(prefix="lora-kitchen-stacks-", suffix=".txt")  # its faulthandler dumps
+        os.close(handle)
+        self.stacks = Path(name)
         # `-c`, not `-m dashboard.logic.worker`: run as __main__, the module would be imported a second time by
         # the tasks (``from dashboard.logic import worker``), and they would see a second, empty state.
         command = [sys.executable, "-c", "from dashboard.logic.worker import main; main()",
@@ -409,7 +408,6 @@ class Kernel:
         self._state_lock = threading.Lock()   # guards _worker (restart may come from another session)
         self._stopped_calls: set[str] = set()  # calls stopped at their limit: not run again on the same file
         self._sequence = 0
-        self._folder = Path(tempfile.mkdtemp(prefix="lora-kitchen-worker-"))  # its stack dumps
 
     # -- the worker's life ---------------------------------------------------------------------
     @property
@@ -433,7 +431,7 @@ class Kernel:
                 worker.close()
                 worker = self._worker = None
             if worker is None:
-                worker = self._worker = _Worker(self._environment(), self.output_limit, self._folder)
+                worker = self._worker = _Worker(self._environment(), self.output_limit)
         if not worker.ready:
             try:
                 message = worker.receive(max(deadline - time.monotonic(), STARTUP_LIMIT_S))
@@ -466,7 +464,7 @@ class Kernel:
             worker.close()
         with self._state_lock:
             if self._worker is None:
-                self._worker = _Worker(self._environment(), self.output_limit, self._folder)
+                self._worker = _Worker(self._environment(), self.output_limit)
 
     def stop(self) -> None:
         """Kill the worker (the server is going)."""
@@ -475,7 +473,6 @@ class Kernel:
         if worker is not None:
             worker.kill()
             worker.close()
-        shutil.rmtree(self._folder, ignore_errors=True)
 
     # -- a task ------------------------------------------------------------------------------------
     def call(self, task: Callable | str, *args: Any, timeout_s: float, doing: str = "", **kwargs: Any) -> Any:

@@ -145,10 +145,11 @@ def _exit_saying_where(status: int = 0) -> None:
     _real_exit(status)
 
 
-def _watch_parent(parent: int) -> None:
+def _watch_parent(parent: int, stacks: str) -> None:
     while True:
         time.sleep(1.0)
-        if os.getppid() != parent:  # the server is gone (killed?): so is its worker
+        if os.getppid() != parent:  # the server is gone (killed?): so is its worker, and its dump file
+            Path(stacks).unlink(missing_ok=True)
             _real_exit(70)
 
 
@@ -197,6 +198,11 @@ def main(argv: list[str] | None = None) -> int:
     faulthandler.enable(file=stacks, all_threads=True)
     faulthandler.register(signal.SIGUSR1, file=stacks, all_threads=True)
     os._exit = _exit_saying_where
-    threading.Thread(target=_watch_parent, args=(args.parent,), name="watch-the-server", daemon=True).start()
+    threading.Thread(target=_watch_parent, args=(args.parent, args.stacks), name="watch-the-server",
+                     daemon=True).start()
     connection = Connection(args.fd)
-    sys.exit(serve(connection))
+    try:
+        code = serve(connection)
+    finally:
+        Path(args.stacks).unlink(missing_ok=True)  # the server closed the connection: it wants no more dumps
+    sys.exit(code)
