@@ -224,6 +224,22 @@ def test_token_length_stats(lesson, tokenizer):
            "median or share_longer is off.", expected={"median": statistics.median(want_lengths),
                                                        "share_longer": round(longer / 48, 4)},
            got={"median": stats.get("median"), "share_longer": stats.get("share_longer")})
+    share = stats.get("padding_share")
+    want_share = sum(max(0, 256 - n) for n in want_lengths) / (256 * len(want_lengths))
+    expect(isinstance(share, (int, float)) and 0 <= share <= 1, lesson.token_length_stats,
+           "padding_share is a share of the padded batch: it must lie between 0 and 1.",
+           expected=f"a number from 0 to 1 (here {want_share:.4f})", got=share,
+           hint="A share is part / whole: how many positions does a batch of 48 rows of 256 hold, and does "
+                "Python divide by that whole, with your brackets?")
+    expect(abs(share - want_share) < 1e-3, lesson.token_length_stats,
+           "padding_share is not the share of padding positions in a batch padded to max_length.",
+           expected=round(want_share, 4), got=share,
+           hint="How much padding does a recipe of 300 tokens get once it is cut to 256: a negative amount?")
+    want_cut = sum(max(0, n - 256) for n in want_lengths)
+    expect(stats.get("tokens_cut") == want_cut, lesson.token_length_stats,
+           "tokens_cut should count the tokens truncation throws away, all recipes together.",
+           expected=want_cut, got=stats.get("tokens_cut"),
+           hint="What does truncation take from a recipe of 200 tokens? And from one of 300?")
     roomy = call(lesson.token_length_stats, texts, tokenizer, 1024)
     got = {k: roomy.get(k) for k in ("lost_end_marker", "longer_than_max")} if isinstance(roomy, dict) else roomy
     expect(got == {"lost_end_marker": 0, "longer_than_max": 0}, lesson.token_length_stats,

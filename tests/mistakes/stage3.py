@@ -22,3 +22,14 @@ MISTAKES = [
             'lengths = [len(ids) for ids in tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]]',
             count=2, caught_by="test_token_length_stats"),
 ]
+MISTAKES += [
+    Mistake("stage3", "padding_share divides by the count, then multiplies by max_length (a 'share' of 14,124)",
+            "/ (max_length * len(lengths))", "/ len(lengths) * max_length",
+            caught_by="test_token_length_stats"),
+    Mistake("stage3", "padding_share counts a cut recipe's overflow as negative padding",
+            "sum(max(0, max_length - length) for length in lengths)", "sum(max_length - length for length in lengths)",
+            caught_by="test_token_length_stats"),
+    Mistake("stage3", "tokens_cut counts a short recipe as negative tokens cut",
+            "sum(max(0, length - max_length) for length in lengths)", "sum(length - max_length for length in lengths)",
+            caught_by="test_token_length_stats"),
+]
