@@ -276,7 +276,7 @@ def _die_with_the_supervisor() -> None:
         pass
 
 
-def _start_events() -> None:
+def _start_events(config) -> None:
     global _events, _unsupervised_log
     path = os.environ.get(EVENTS_ENV)
     if path:
@@ -284,10 +284,12 @@ def _start_events() -> None:
         stacks = os.environ.get(STACKS_ENV)
         if stacks and hasattr(signal, "SIGUSR1"):
             faulthandler.register(signal.SIGUSR1, file=open(stacks, "w"), all_threads=True)  # noqa: SIM115
-    else:  # a debugger run: no supervisor, the same log read back at the end
+    elif config.option.usepdb or getattr(config.option, "trace", False):  # no supervisor: the log is read back here
         handle, name = tempfile.mkstemp(prefix="lab-checks-", suffix=".jsonl")
         os.close(handle)
         path = _unsupervised_log = Path(name)
+    else:
+        return  # a listing (--collect-only, --help): no check runs
     _events = EventWriter(path)
 
 
@@ -330,7 +332,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
 
 
 def pytest_configure(config):
-    _start_events()
+    _start_events(config)
     config.addinivalue_line("markers", "timeout(seconds): a longer time limit for one check")
     try:
         from transformers.utils import logging as hf_logging

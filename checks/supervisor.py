@@ -124,7 +124,8 @@ def supervise(config) -> int:
     events, stacks = folder / "events.jsonl", folder / "stacks.txt"
     env = {**os.environ, EVENTS_ENV: str(events), STACKS_ENV: str(stacks)}
     process = subprocess.Popen(_worker_command(config), cwd=config.invocation_params.dir, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, process_group=0)
+                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               process_group=0)  # its own group: killed whole, and the terminal's Ctrl-C reaches us
     relay = OutputRelay(process.stdout, sys.stdout.buffer, head=LIMITS.check_output_head_bytes,
                         tail=LIMITS.check_output_tail_bytes)
     relay.start()
