@@ -16,8 +16,9 @@ import torch
 import torch.nn.functional as F
 from transformers import DataCollatorForLanguageModeling
 
-from checks.teacher import call, expect
+from checks.teacher import CheckFailed, call, expect, fail
 from lessons.engine.paths import DATA_DIR
+from lessons.engine.tiny import tiny_llama
 
 # Short sequences keep the checks fast; four recipes, two of them shorter than
 # MAX_LENGTH tokens, so the batch has padding the loss must skip.
@@ -79,13 +80,30 @@ def test_make_collator_is_causal(lesson, tokenizer, examples):
            hint="The text is its own answer key; which positions must the loss skip?")
 
 
+def _blame_text_columns(lesson, dataset, collator, error: CheckFailed) -> None:
+    """first_batch failed on rows with a 'title': if it works without that column, say that the title is why."""
+    try:
+        lesson.first_batch(dataset.remove_columns(["title"]), collator, 3)
+    except Exception:  # noqa: BLE001 - it fails for another reason too: the original message tells it
+        return
+    fail(lesson.first_batch, "the collator was given the 'title' column too, and a title cannot become a tensor.",
+         expected="only input_ids and attention_mask handed to the collator",
+         got=str(error).splitlines()[0][:160] + " …",
+         hint="The library's error suggests padding; but which column does it name? Which columns can "
+              "become tensors (MODEL_INPUTS)?")
+
+
 def test_first_batch(lesson, tokenizer, examples):
     """first_batch collates the first batch_size examples into tensors, leaving text columns out."""
     from datasets import Dataset
 
     dataset = Dataset.from_list(examples + examples[:2])  # six rows; the first four make the batch
     collator = DataCollatorForLanguageModeling(tokenizer=tokenizer, mlm=False)
-    got = call(lesson.first_batch, dataset, collator, 3)
+    try:
+        got = call(lesson.first_batch, dataset, collator, 3)
+    except CheckFailed as error:
+        _blame_text_columns(lesson, dataset, collator, error)
+        raise
     expect(isinstance(got, Mapping) and all(isinstance(v, torch.Tensor) for v in got.values()), lesson.first_batch,
            "it should return the collator's dict of tensors.", expected="{'input_ids': tensor, ...}",
            got=type(got).__name__)
@@ -101,6 +119,34 @@ def test_first_batch(lesson, tokenizer, examples):
            hint="Is the dataset shuffled, or started past 0?")
 
 
+def _loss_hint(loss: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> str:
+    """A hint for the mistake this loss shows: no shift, a shift the wrong way, or padding averaged in."""
+    def mean_surprise(scores, targets, *, over_padding=False):
+        surprise = F.cross_entropy(scores.reshape(-1, scores.shape[-1]), targets.reshape(-1), ignore_index=-100,
+                                   reduction="none")  # 0 where the label is -100
+        return surprise.mean() if over_padding else surprise.sum() / (targets != -100).sum()
+
+    unshift = "Each position's scores should be compared with the token after it: which labels go with logits[:, :-1]?"
+    padding = "The -100 positions are padding: do they count in your average? Divide by the tokens that count."
+    known = [
+        (mean_surprise(logits, labels), "That is the loss without the shift. " + unshift),
+        (mean_surprise(logits[:, :-1], labels[:, :-1]), "The scores are compared with the token at the same "
+                                                        "position, not the next one. " + unshift),
+        (mean_surprise(logits[:, 1:], labels[:, :-1]), "The shift goes the wrong way: the scores at t are compared "
+                                                       "with the token at t - 1. Which end do you cut from each?"),
+        (mean_surprise(logits[:, :-1], labels[:, 1:], over_padding=True), "The shift is right, but the average "
+                                                                          "is over every position. " + padding),
+        (mean_surprise(logits[:, :-1], labels[:, 1:].clamp(min=0)), "Padding was scored as if its label were "
+                                                                    "token 0. " + padding),
+        (mean_surprise(logits, labels, over_padding=True), "Two things: there is no shift, and padding is "
+                                                           "averaged in. " + unshift),
+    ]
+    for value, hint in known:
+        if torch.allclose(loss, value, atol=1e-5):
+            return hint
+    return "Is it -log p of the *actual* next token, averaged over positions whose label is not -100?"
+
+
 def test_loss_by_hand_matches_cross_entropy(lesson):
     """loss_by_hand computes the mean surprise at each next token, as torch's cross_entropy does."""
     torch.manual_seed(0)
@@ -112,12 +158,8 @@ def test_loss_by_hand_matches_cross_entropy(lesson):
     expect(isinstance(got, dict) and "loss" in got, lesson.loss_by_hand, "it should return a dict with 'loss'.",
            expected="{'loss': ..., 'perplexity': ..., 'surprise': ..., 'counted': ...}", got=got)
     loss = torch.as_tensor(got["loss"], dtype=torch.float32)
-    unshifted = F.cross_entropy(logits.reshape(-1, 11), labels.reshape(-1), ignore_index=-100)
     expect(torch.allclose(loss, want, atol=1e-5), lesson.loss_by_hand, "the loss differs from cross-entropy.",
-           expected=round(want.item(), 5), got=round(loss.item(), 5),
-           hint=("That is the loss without the shift: which position's scores predict token t+1?"
-                 if torch.allclose(loss, unshifted, atol=1e-5) else
-                 "Is it -log p of the *actual* next token, averaged over positions whose label is not -100?"))
+           expected=round(want.item(), 5), got=round(loss.item(), 5), hint=_loss_hint(loss, logits, labels))
     expect(got.get("counted") == 4 + 6, lesson.loss_by_hand, "the number of counted tokens is off.",
            expected=10, got=got.get("counted"),
            hint="After the shift, row 0 has 4 labels that are not -100 and row 1 has 6: are both shifted and masked?")
@@ -180,6 +222,27 @@ def test_backward_and_inspect(lesson, tiny_model, batch):
     expect(not leftover, lesson.backward_and_inspect, "the gradients are still there after inspecting them.",
            expected="every .grad None or zero", got=leftover[:3],
            hint="What would the next backward() add these to?")
+
+
+def test_training_step_trains_in_training_mode(lesson, tokenizer, batch):
+    """training_step puts the model in training mode, so dropout is on during the step."""
+    model = tiny_llama(tokenizer, dropout=0.1)  # handed over in evaluation mode; with dropout the mode shows
+    trusted = copy.deepcopy(model).train()
+    torch.manual_seed(0)  # the same dropout draws for the trusted step and for yours
+    with torch.no_grad():
+        want = trusted_loss(trusted, batch).item()
+        evaluation = trusted_loss(copy.deepcopy(model), batch).item()
+    torch.manual_seed(0)
+    got = call(lesson.training_step, model, batch, torch.optim.SGD(model.parameters(), lr=0.5))
+    expect(model.training, lesson.training_step,
+           "after training_step the model is still in evaluation mode: its dropout was off during the step.",
+           expected="model.training == True", got=f"model.training == {model.training}",
+           hint="Layers such as dropout behave differently while training: which call tells the model so?")
+    expect(isinstance(got, float) and math.isclose(got, want, rel_tol=1e-4), lesson.training_step,
+           "the loss is not the loss with dropout on, as training computes it.", expected=want, got=got,
+           hint=("That is the loss in evaluation mode: is the model switched to training before the forward pass?"
+                 if isinstance(got, float) and math.isclose(got, evaluation, rel_tol=1e-4) else
+                 "Is the loss returned the one computed before the optimizer step?"))
 
 
 def test_training_step_matches_two_trusted_steps(lesson, tiny_model, batch):

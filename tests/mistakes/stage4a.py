@@ -17,3 +17,22 @@ MISTAKES = [
     Mistake("stage4a", "leaves the gradients behind after inspecting them",
             "    model.zero_grad(set_to_none=True)\n", "", caught_by="test_backward_and_inspect"),
 ]
+MISTAKES += [
+    Mistake("stage4a", "never puts the model in training mode, so dropout stays off",
+            "    model.train()\n    loss = forward_loss(model, batch)\n", "    loss = forward_loss(model, batch)\n",
+            caught_by="test_training_step_trains_in_training_mode"),
+    Mistake("stage4a", "hands the title column to the collator too",
+            "    return collator([{name: example[name] for name in MODEL_INPUTS if name in example} "
+            "for example in examples])\n",
+            "    return collator(examples)\n", caught_by="test_first_batch"),
+    Mistake("stage4a", "shifts the logits but not the labels: each position is compared with its own token",
+            "scores, targets = logits[:, :-1, :], labels[:, 1:]", "scores, targets = logits[:, :-1, :], labels[:, :-1]",
+            count=2, caught_by="test_loss_by_hand_matches_cross_entropy"),
+    Mistake("stage4a", "shifts the wrong way: the scores at t are compared with the token at t - 1",
+            "scores, targets = logits[:, :-1, :], labels[:, 1:]", "scores, targets = logits[:, 1:, :], labels[:, :-1]",
+            count=2, caught_by="test_loss_by_hand_matches_cross_entropy"),
+    Mistake("stage4a", "scores padding as token 0 instead of leaving it out",
+            "    surprise = torch.where(counted, -picked, torch.zeros_like(picked))\n    loss = surprise.sum() / counted.sum()\n",
+            "    surprise = -picked\n    loss = surprise.mean()\n",
+            caught_by="test_loss_by_hand_matches_cross_entropy"),
+]
