@@ -22,3 +22,11 @@ MISTAKES = [
     Mistake("stage4b", "never passes the callbacks to the Trainer, so the dashboard hears nothing",
             "callbacks=list(callbacks))", ")", caught_by="test_train_updates_only_the_adapter"),
 ]
+MISTAKES += [
+    Mistake("stage4b", "puts LoRA on all four of a Llama's attention projections (q, k, v, o), not q and v",
+            'return ["q_proj", "v_proj"]', 'return ["q_proj", "k_proj", "v_proj", "o_proj"]',
+            caught_by="test_attention_modules_for_llama_and_gpt2"),
+    Mistake("stage4b", "saves without save_embedding_layers=False, so the grown embedding table goes in too",
+            "model.save_pretrained(path, save_embedding_layers=False)", "model.save_pretrained(path)",
+            caught_by="test_save_adapter_is_small_and_reloads"),
+]
