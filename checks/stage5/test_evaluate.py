@@ -8,6 +8,7 @@ never writes ``[END]`` or "INGREDIENTS:" by itself.
 """
 from __future__ import annotations
 
+import copy
 import json
 import math
 
@@ -19,7 +20,7 @@ from peft import LoraConfig, get_peft_model
 from checks.stage5.scripted import chain, last_token, scripted_llama
 from checks.teacher import call, expect
 from lessons.engine.paths import DATA_DIR
-from lessons.engine.tiny import tiny_llama
+from lessons.engine.tiny import lively_llama, tiny_llama
 
 FIXTURE = DATA_DIR / "fixtures" / "formatted_recipes.jsonl"
 PROMPT = "RECIPE: Toast\nINGREDIENTS:"
@@ -104,6 +105,47 @@ def test_load_finetuned_puts_the_adapter_on_the_base(lesson, tokenizer, tmp_path
            hint="peft changes the model it wraps, in place: did you wrap a copy (copy.deepcopy)?")
 
 
+def _batch_losses(model, rows: Dataset, batch_size: int, *, with_padding: bool = False) -> list[tuple[float, int]]:
+    """(summed loss, tokens counted) of each batch, padding left out (or, to recognise that mistake, counted)."""
+    losses = []
+    with torch.no_grad():
+        for start in range(0, len(rows), batch_size):
+            ids = torch.tensor(rows["input_ids"][start:start + batch_size])
+            mask = torch.tensor(rows["attention_mask"][start:start + batch_size])
+            labels = ids if with_padding else ids.masked_fill(mask == 0, -100)
+            logits = model(input_ids=ids, attention_mask=mask).logits
+            targets = labels[:, 1:]
+            loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), targets.reshape(-1),
+                                   ignore_index=-100, reduction="sum").item()
+            losses.append((loss, int((targets != -100).sum())))
+    return losses
+
+
+def _perplexity_hint(got: float, model, rows: Dataset, *, batch_size: int) -> str:
+    """A hint for the mistake this perplexity shows, recognised by recomputing it the mistaken way."""
+    def close(value: float) -> bool:
+        return math.isfinite(got) and math.isclose(got, math.exp(value), rel_tol=1e-4)
+
+    if not math.isfinite(got):
+        return ("exp of what came out is too big for a float: is it exp of the total loss? Which mean turns it "
+                "back into a count of choices?")
+    real = _batch_losses(model, rows, batch_size)
+    padded = _batch_losses(model, rows, batch_size, with_padding=True)
+    tokens = sum(n for _, n in real)
+    if close(sum(loss for loss, _ in padded) / sum(n for _, n in padded)) or \
+            close(sum(loss / n for loss, n in padded) / len(padded)):
+        return ("The padding counts: predicting 'more padding' after padding is easy and lowers the number. "
+                "Which label makes cross_entropy skip a position, and where does attention_mask say it is 0?")
+    if close(sum(loss / n for loss, n in real) / len(real)):
+        return ("That is the mean of the batch means: a batch of short recipes weighs as much as a batch of "
+                "long ones. Should it? Add up the loss and the tokens over all batches, then divide once.")
+    if close(sum(loss / n for loss, n in real) / tokens):
+        return ("Each batch's loss was already a mean (reduction='mean'), and then it was divided by the tokens "
+                "again. Which reduction gives the batch's summed loss?")
+    return ("Are padded positions (attention_mask == 0) left out of the loss and out of the count? "
+            "Is it exp of the loss per token, not of the total?")
+
+
 def test_perplexity_ignores_padding(lesson, tiny_model, tokenizer):
     """perplexity is exp of the mean loss over real tokens only: padding and batch size change nothing."""
     rows = padded_rows(tokenizer)
@@ -116,8 +158,7 @@ def test_perplexity_ignores_padding(lesson, tiny_model, tokenizer):
            expected="a float", got=got, hint="math.exp(...) gives a float; .item() turns a tensor into one.")
     expect(math.isfinite(got) and math.isclose(got, want, rel_tol=1e-4), lesson.perplexity,
            "the perplexity is not exp(mean loss over the real tokens).", expected=round(want, 2), got=got,
-           hint="Are padded positions (attention_mask == 0) left out of the loss and out of the count? "
-                "Is it exp of the loss per token, not of the total?")
+           hint=_perplexity_hint(got, tiny_model, rows, batch_size=3))
     expect(grad_seen and not any(grad_seen), lesson.perplexity, "the model ran with gradients switched on.",
            expected="no gradients while measuring", got=f"gradients on in {sum(grad_seen)} of {len(grad_seen)} passes",
            hint="Which `with` block tells torch not to keep what backward() would need?")
@@ -193,6 +234,23 @@ def test_compare_models_stops_at_the_end_text(lesson, tokenizer):
            got=f"finetuned_stopped == {got['finetuned_stopped']}, finetuned_tokens == {got['finetuned_tokens']}")
 
 
+def test_compare_models_gives_both_the_same_seed(lesson, tokenizer):
+    """compare_models seeds each model's sampling alike: two identical models write the same text."""
+    base = lively_llama(tokenizer)  # peaked like a real model, so what it samples depends on the seed
+    twin = copy.deepcopy(base)
+    got = call(lesson.compare_models, PROMPT, base, twin, tokenizer, max_new_tokens=8, temperature=1.0, seed=5)
+    expect(isinstance(got, dict) and {"base", "finetuned"} <= set(got), lesson.compare_models,
+           "some results are missing.", expected="{'base': ..., 'finetuned': ..., ...}", got=got)
+    expect(got["base"] == got["finetuned"], lesson.compare_models,
+           "two identical models with the same settings and seed wrote different texts: the race is not fair.",
+           expected=f"the same text twice, such as {got['base']!r}", got=got["finetuned"],
+           hint="The seed sets the random draws to come: after the base model has drawn its tokens, where does "
+                "the random generator stand when the fine-tuned model starts?")
+    again = call(lesson.compare_models, PROMPT, base, twin, tokenizer, max_new_tokens=8, temperature=1.0, seed=5)
+    expect(again["base"] == got["base"], lesson.compare_models, "the same seed gave another text on a second call.",
+           expected=got["base"], got=again["base"], hint="Is the seed set before each model generates?")
+
+
 def test_format_adherence(lesson):
     """format_adherence finds RECIPE, INGREDIENTS and DIRECTIONS, in that order."""
     for recipe in fixture_recipes():
@@ -206,12 +264,21 @@ def test_format_adherence(lesson):
         ("RECIPE: Toast\nINGREDIENTS: bread; butter", False, "DIRECTIONS is missing"),
         ("RECIPE: Toast\nDIRECTIONS: Toast it.\nINGREDIENTS: bread", False, "the sections are out of order"),
         ("INGREDIENTS: bread\nDIRECTIONS: Toast it.", False, "RECIPE is missing"),
+        ("RECIPE: Toast\nINGREDIENTS: bread; see DIRECTIONS: below", False,
+         "DIRECTIONS: is inside the ingredients line, not at the start of a line"),
+        ("Make a RECIPE: with INGREDIENTS: and DIRECTIONS: in it", False,
+         "the three labels are words in one sentence, none at the start of a line"),
+        ("RECIPE: Toast\n  INGREDIENTS: bread\nDIRECTIONS: Toast it.", True,
+         "a label after a few spaces still starts its line"),
         ("", False, "an empty text has no sections"),
     ]
     for text, want, why in cases:
         got = call(lesson.format_adherence, text)
-        expect(got is want, lesson.format_adherence, f"wrong answer when {why}.", expected=want, got=got,
-               hint=f"Trace your code on {text!r}: where is each label found, and after which?")
+        hint = f"Trace your code on {text!r}: where is each label found, and after which?"
+        if "start of a line" in why and not want:
+            hint = (f"In {text!r}, which labels start a line? How do you search only at line starts "
+                    "(re.MULTILINE and ^, or text.splitlines())?")
+        expect(got is want, lesson.format_adherence, f"wrong answer when {why}.", expected=want, got=got, hint=hint)
 
 
 def test_stop_rate(lesson):

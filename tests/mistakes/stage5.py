@@ -19,3 +19,27 @@ MISTAKES = [
             "pad_token_id=tokenizer.pad_token_id, ",
             caught_by="test_compare_models_stops_at_the_end_text"),
 ]
+MISTAKES += [
+    Mistake("stage5", "format_adherence finds the labels anywhere, not at the start of a line",
+            'found = re.search(rf"(?m)^[ \\t]*{re.escape(label)}", text[position:])',
+            "found = re.search(re.escape(label), text[position:])",
+            caught_by="test_format_adherence"),
+    Mistake("stage5", "compare_models seeds once for both models, so the fine-tuned one draws other numbers",
+            '    result = {"prompt": prompt}\n'
+            '    for name, model in (("base", base), ("finetuned", finetuned)):\n'
+            '        inputs = tokenizer(prompt, return_tensors="pt").to(next(model.parameters()).device)\n'
+            '        prompt_length = inputs["input_ids"].shape[1]\n'
+            '        torch.manual_seed(seed)\n',
+            '    result = {"prompt": prompt}\n'
+            '    torch.manual_seed(seed)\n'
+            '    for name, model in (("base", base), ("finetuned", finetuned)):\n'
+            '        inputs = tokenizer(prompt, return_tensors="pt").to(next(model.parameters()).device)\n'
+            '        prompt_length = inputs["input_ids"].shape[1]\n',
+            caught_by="test_compare_models_gives_both_the_same_seed"),
+    Mistake("stage5", "perplexity as the mean of the batch means (the lesson's mistake 3)",
+            'ignore_index=IGNORE_INDEX, reduction="sum").item()\n'
+            '            total_tokens += int((targets != IGNORE_INDEX).sum())',
+            'ignore_index=IGNORE_INDEX, reduction="mean").item()\n'
+            '            total_tokens += 1',
+            caught_by="test_perplexity_ignores_padding"),
+]
