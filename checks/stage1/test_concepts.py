@@ -4,8 +4,10 @@ Fixed inputs only: a tiny model with the real tokenizer (see ``lessons/engine/ti
 saved to a temporary folder so loading is checked exactly as for a real model.
 """
 import torch
+from tokenizers.processors import TemplateProcessing
 
-from checks.teacher import call, expect, short
+from checks.stage5.scripted import chain, last_token, scripted_llama
+from checks.teacher import call, expect
 from lessons.engine.tiny import lively_llama, tiny_llama
 
 
@@ -92,6 +94,29 @@ def test_show_tokens(lesson, tokenizer):
            expected=text, got=rebuilt, hint="Decode one id at a time: tokenizer.decode([token_id]).")
 
 
+def test_show_tokens_shows_the_texts_own_tokens_only(lesson, tokenizer):
+    """show_tokens shows the text's own tokens, even with a tokenizer that adds a start token (as Llama's adds <s>)."""
+    start = tokenizer.bos_token
+    tokenizer.backend_tokenizer.post_processor = TemplateProcessing(  # what a Llama-2 tokenizer does to every text
+        single=f"{start} $A", special_tokens=[(start, tokenizer.convert_tokens_to_ids(start))])
+    text = "RECIPE: Pancakes"
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    got = [t.get("id") for t in call(lesson.show_tokens, tokenizer, text)]
+    expect(got == ids, lesson.show_tokens, f"a {start} token came in that is not part of the text.",
+           expected=ids, got=got, hint="Which argument of tokenizer(...) keeps its special tokens out?")
+
+
+def test_generate_text_hides_special_tokens(lesson, tokenizer):
+    """generate_text returns words: the model's end-of-text token is not part of the recipe."""
+    prompt = "RECIPE: Toast\nINGREDIENTS:"
+    model = scripted_llama(tokenizer, chain(tokenizer, [last_token(tokenizer, prompt)], " bread, butter",
+                                            tokenizer.eos_token_id))  # writes two words, then its end token
+    got = call(lesson.generate_text, model, tokenizer, prompt, max_new_tokens=8, temperature=0)
+    expect(got == " bread, butter", lesson.generate_text, f"the model's {tokenizer.eos_token} token came back "
+           "as text.", expected=" bread, butter", got=got,
+           hint="tokenizer.decode has an argument that leaves special tokens out: which?")
+
+
 def _continuation(model, tokenizer, prompt: str, max_new_tokens: int, **sampling) -> tuple[str, list[int], int]:
     """transformers' own continuation: (new text, every id of the output, how many of them are the prompt's)."""
     inputs = tokenizer(prompt, return_tensors="pt")
@@ -123,7 +148,7 @@ def test_generate_text_returns_only_new_text(lesson, tokenizer):
            expected="text after the prompt", got=got, hint="How many tokens at the start of the output are the prompt's?")
     want, ids, start = _continuation(model, tokenizer, prompt, 12)
     expect(got == want, lesson.generate_text, "with temperature=0 the output must be the greedy continuation.",
-           expected=short(want), got=got, hint=_slice_hint(got, tokenizer, ids, start, want))
+           expected=want, got=got, hint=_slice_hint(got, tokenizer, ids, start, want))
 
 
 def test_generate_text_passes_temperature_and_top_p(lesson, tokenizer):
@@ -140,7 +165,7 @@ def test_generate_text_passes_temperature_and_top_p(lesson, tokenizer):
         for seed in (0, 1, 2):
             got = call(lesson.generate_text, model, tokenizer, prompt, max_new_tokens=10, seed=seed, **settings)
             expect(got == greedy, lesson.generate_text, f"{why}, so it must write what temperature=0 writes "
-                   f"(settings {settings}, seed {seed}).", expected=short(greedy), got=got,
+                   f"(settings {settings}, seed {seed}).", expected=greedy, got=got,
                    hint=f"Does the {name} you were given reach model.generate, or does generate use its own default?")
 
 

@@ -159,6 +159,11 @@ def test_as_list_takes_every_shape(lesson):
            expected=["2 eggs", "Optional:", "1 cup milk"], got=got)
     got = call(lesson.as_list, None)
     expect(got == [], lesson.as_list, "None means no items.", expected=[], got=got)
+    got = call(lesson.as_list, "[optional] salt\n2 eggs")
+    expect(got == ["[optional] salt", "2 eggs"], lesson.as_list,
+           "a text that starts with '[' but is no list is still one item per line.",
+           expected=["[optional] salt", "2 eggs"], got=got,
+           hint="What does the list reader raise when the text is no list, and what do you do then?")
 
 
 # -- formatting ---------------------------------------------------------------------------
@@ -210,6 +215,16 @@ def test_format_recipe_wikibooks_lists(lesson):
         expect(got == row["text"], lesson.format_recipe,
                f"the Wikibooks recipe {row['title']!r} comes out differently from the fixed format.",
                expected=row["text"], got=got, hint="Are empty items dropped and every item cleaned?")
+
+
+def test_format_recipe_leaves_section_headers_out(lesson):
+    """format_recipe lists ingredients only: a section header such as 'Optional:' is not one."""
+    got = _text(lesson, {"title": "Tea", "ingredients": ["1 teabag", "Optional:", "1 slice lemon", "1 cup water"],
+                         "directions": ["Pour boiling water over the teabag and wait 4 minutes."]})
+    line = next((row for row in got.splitlines() if row.startswith("INGREDIENTS:")), "")
+    expect(line == "INGREDIENTS: 1 teabag; 1 slice lemon; 1 cup water", lesson.format_recipe,
+           "a section header came out as an ingredient.", expected="INGREDIENTS: 1 teabag; 1 slice lemon; 1 cup water",
+           got=line, hint="Which as_list option leaves headers out, and does format_recipe ask for it?")
 
 
 def test_format_recipe_recipenlg_strings(lesson):
@@ -281,6 +296,22 @@ def test_recipe_checks_names_each_rule(lesson):
     expect(got == want, lesson.recipe_checks, "Quick Tomato Salad has no directions ('[]').", expected=want, got=got)
 
 
+def test_recipe_checks_at_the_limits(lesson):
+    """recipe_checks keeps a recipe exactly at each limit and rejects one just under it."""
+    steps = "x" * lesson.MIN_DIRECTIONS_CHARS
+    at_limit = {"title": "T", "ingredients": ["a", "b", "c"][:lesson.MIN_INGREDIENTS], "directions": [steps]}
+    got = call(lesson.recipe_checks, at_limit)
+    want = {lesson.RULE_TITLE: True, lesson.RULE_INGREDIENTS: True, lesson.RULE_DIRECTIONS: True}
+    expect(got == want, lesson.recipe_checks, f"a one-letter title, {lesson.MIN_INGREDIENTS} ingredients and "
+           f"{lesson.MIN_DIRECTIONS_CHARS} characters of directions are all just enough.", expected=want, got=got,
+           hint="'At least' means >= : is the limit itself in or out?")
+    under = dict(at_limit, directions=[steps[:-1]])
+    got = call(lesson.recipe_checks, under)
+    expect(got.get(lesson.RULE_DIRECTIONS) is False, lesson.recipe_checks,
+           f"{lesson.MIN_DIRECTIONS_CHARS - 1} characters of directions are one too few.", expected=False,
+           got=got.get(lesson.RULE_DIRECTIONS))
+
+
 # -- splitting ----------------------------------------------------------------------------
 def _needs_format_and_filter(lesson) -> None:
     """prepare_splits builds on format_recipe and is_valid_recipe: a wrong shape there is named there."""
@@ -315,6 +346,14 @@ def test_prepare_splits_shape(lesson):
             expect(text.startswith("RECIPE: ") and text.endswith(END_MARKER), lesson.prepare_splits,
                    f"every {name} text must be a formatted recipe.", expected="RECIPE: …\\n[END]", got=text[:120],
                    hint="Did every recipe go through format_recipe?")
+
+
+def test_prepare_splits_of_two_recipes(lesson):
+    """Two valid recipes are the fewest that split: one to train on, one to validate with."""
+    splits = _splits(lesson, [wikibooks("Peach Cobbler"), wikibooks("Monte Cristo Sandwich")], None, 0.5, 0)
+    sizes = (len(splits["train"]), len(splits["validation"]))
+    expect(sizes == (1, 1), lesson.prepare_splits, "two recipes with test_size=0.5 should split 1 / 1.",
+           expected=(1, 1), got=sizes, hint="How many recipes does a split really need: is 2 enough?")
 
 
 def test_prepare_splits_filters_and_drops_duplicates(lesson):

@@ -42,7 +42,7 @@ def test_configure_tokenizer_sets_a_missing_pad_token(lesson, tokenizer, tiny_mo
     report = call(lesson.configure_tokenizer, tokenizer, tiny_model)
     expect(tokenizer.pad_token is not None, lesson.configure_tokenizer,
            "the tokenizer still has no pad token, so a batch of different lengths cannot be padded.",
-           expected=repr(tokenizer.eos_token), got=tokenizer.pad_token,
+           expected=tokenizer.eos_token, got=tokenizer.pad_token,
            hint="Which token already means 'the text is over', and how do you make it the pad token?")
     expect(tokenizer.pad_token == tokenizer.eos_token, lesson.configure_tokenizer,
            "the pad token should be the eos token, as the original assignment does.",

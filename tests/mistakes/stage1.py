@@ -35,4 +35,10 @@ MISTAKES = [
     Mistake("stage1", "slices the output one token late, so the first new token is lost",
             "output[0, prompt_length:]", "output[0, prompt_length + 1:]",
             caught_by="test_generate_text_returns_only_new_text"),
+    Mistake("stage1", "lets the tokenizer add its special tokens to the text",
+            'ids = tokenizer(text, add_special_tokens=False)["input_ids"]', 'ids = tokenizer(text)["input_ids"]',
+            caught_by="test_show_tokens_shows_the_texts_own_tokens_only"),
+    Mistake("stage1", "decodes the model's end token into the text",
+            "tokenizer.decode(output[0, prompt_length:], skip_special_tokens=True)",
+            "tokenizer.decode(output[0, prompt_length:])", caught_by="test_generate_text_hides_special_tokens"),
 ]

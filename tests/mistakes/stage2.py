@@ -50,4 +50,16 @@ MISTAKES += [
             '    ingredients = example.get("ingredients") or []\n'
             '    directions = DIRECTION_SEPARATOR.join(as_list(example.get("directions")))\n',
             caught_by="test_data_mess_report"),
+    Mistake("stage2", "catches the wrong error when a '[…]' text is no list",
+            'except ValueError:  # "[optional] salt"', 'except TypeError:  # "[optional] salt"',
+            caught_by="test_as_list_takes_every_shape"),
+    Mistake("stage2", "keeps section headers among the ingredients",
+            'ingredients = as_list(example.get("ingredients"), drop_headers=True)',
+            'ingredients = as_list(example.get("ingredients"))', count=4,
+            caught_by="test_format_recipe_leaves_section_headers_out"),
+    Mistake("stage2", "rejects directions exactly at the limit",
+            "len(directions) >= MIN_DIRECTIONS_CHARS", "len(directions) > MIN_DIRECTIONS_CHARS",
+            caught_by="test_recipe_checks_at_the_limits"),
+    Mistake("stage2", "asks for three recipes where two can be split",
+            "if len(chosen) < 2:", "if len(chosen) < 3:", caught_by="test_prepare_splits_of_two_recipes"),
 ]
