@@ -26,7 +26,8 @@ def draw(ref: LessonRef, store: Store) -> None:
     saved = store.result("stage4a", "one_step")
     label = "Run one step on the real model" if not saved else "Run it again"
     st.caption(f"One batch of {BATCH_SIZE} recipes (at most {MAX_LENGTH} tokens each) through SmolLM2: forward, "
-               "loss, backward, one AdamW step. About half a minute on a laptop CPU.")
+               "loss, backward, one AdamW step, then the loss again on that batch and on "
+               f"{BATCH_SIZE} other recipes. About half a minute on a laptop CPU.")
     if st.button(label, key="stage4a_run"):
         with st.spinner("Forward, backward, one step …"):
             with friendly("running one training step with your functions"):
@@ -59,9 +60,26 @@ def draw(ref: LessonRef, store: Store) -> None:
                     width="stretch")
 
     st.markdown("#### One optimizer step")
+    st.caption("The loss on the batch the step learned from, and on other recipes it never saw.")
     step = saved["step"]
-    columns = st.columns(3)
-    columns[0].metric("Loss before", f"{step['loss_before']:.4f}")
-    columns[1].metric("Loss after, same batch", f"{step['loss_after']:.4f}", delta=f"{step['loss_change']:+.4f}",
-                      delta_color="inverse")
-    columns[2].metric("Largest relative weight change", f"{step['largest_relative_change']:.2e}")
+    columns = st.columns(4)
+    columns[0].metric("Loss before", shown(step.get("loss_before"), ".4f"))
+    columns[1].metric("Loss after, same batch", shown(step.get("loss_after"), ".4f"),
+                      delta=change(step.get("loss_before"), step.get("loss_after")), delta_color="inverse")
+    columns[2].metric("Loss on other recipes, after", shown(step.get("other_after"), ".4f"),
+                      delta=change(step.get("other_before"), step.get("other_after")), delta_color="inverse",
+                      help=f"before the step: {shown(step.get('other_before'), '.4f')}")
+    columns[3].metric("Largest relative weight change", shown(step.get("largest_relative_change"), ".2e"))
+
+
+NOT_MEASURED = "not measured"
+
+
+def shown(value: float | None, spec: str) -> str:
+    """A number of the step's report as the page writes it; None (the report did not measure it) says so."""
+    return NOT_MEASURED if value is None else format(value, spec)
+
+
+def change(before: float | None, after: float | None) -> str | None:
+    """``after - before`` as a signed delta, or no delta when either was not measured."""
+    return None if before is None or after is None else f"{after - before:+.4f}"
