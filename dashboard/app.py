@@ -6,7 +6,8 @@ and the instructor's Class page. The pages themselves live in ``views/`` and
 only draw; what they compute lives in ``dashboard/logic`` and ``lessons/engine``.
 
 Demo mode (every page open, results from the reference solutions) comes from
-the sidebar toggle, ``streamlit run dashboard/app.py -- --demo`` or ``LAB_DEMO=1``.
+the sidebar toggle, an address with ``?demo=1`` (the toggle keeps it there, so a
+reload stays in demo mode), ``streamlit run dashboard/app.py -- --demo`` or ``LAB_DEMO=1``.
 Nothing heavy happens here: models load only when a page asks for them.
 
 Why ``views/`` and not ``pages/``: Streamlit lists a ``pages/`` folder on its
@@ -25,20 +26,27 @@ if str(PROJECT_ROOT) not in sys.path:
 
 import streamlit as st  # noqa: E402
 
-from dashboard.ui import DEMO_KEY, demo_requested, open_store, report_download_button  # noqa: E402
+from dashboard.ui import (DEMO_KEY, demo_in_address, demo_requested, open_store,  # noqa: E402
+                          report_download_button)
 from lessons.engine.progress import PASSED, all_progress  # noqa: E402
 from lessons.engine.store_file import StoreDamaged, repair  # noqa: E402
 
 st.set_page_config(page_title="LoRA Kitchen", page_icon="🍳", layout="wide")
 
 # Session defaults, once per session (pages read them; their own keys carry their prefix).
-st.session_state.setdefault(DEMO_KEY, demo_requested())
-
+# A reload or a typed address is a new session: ?demo=1 in the address brings demo mode back.
+st.session_state.setdefault(DEMO_KEY, demo_in_address(st.query_params.get(DEMO_KEY)) or demo_requested())
+# The address follows the mode on every run (a page switch drops the query), so a reload keeps it.
+if st.session_state[DEMO_KEY]:
+    if st.query_params.get(DEMO_KEY) != "1":
+        st.query_params[DEMO_KEY] = "1"
+elif DEMO_KEY in st.query_params:
+    del st.query_params[DEMO_KEY]
 
 
 def _copy_toggle() -> None:
     # The toggle has its own key: a widget's state is dropped when a page switch re-creates it,
-    # so the mode itself lives under DEMO_KEY, which no widget owns.
+    # so the mode itself lives under DEMO_KEY, which no widget owns (the address follows it above).
     st.session_state[DEMO_KEY] = st.session_state["_demo_toggle"]
 
 

@@ -39,6 +39,11 @@ def demo_requested(argv: list[str] | None = None, env: dict | None = None) -> bo
     return "--demo" in argv or str(env.get("LAB_DEMO", "")).lower() in {"1", "true", "yes", "on"}
 
 
+def demo_in_address(value: str | None) -> bool:
+    """Demo mode asked for by the page's address: ``?demo=1`` (what the sidebar toggle leaves there)."""
+    return str(value or "").lower() in {"1", "true", "yes", "on"}
+
+
 def demo_mode() -> bool:
     return bool(st.session_state.get(DEMO_KEY, False))
 

@@ -47,8 +47,11 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def serve_dashboard(tmp_path, command: list[str]) -> Iterator[str]:
-    """Run ``command`` (which serves ``dashboard/app.py``) in demo mode on a free port; yields its address."""
+def serve_dashboard(tmp_path, command: list[str], *, demo: bool = True) -> Iterator[str]:
+    """Run ``command`` (which serves ``dashboard/app.py``) on a free port, in demo mode unless ``demo`` is False.
+
+    Yields its address.
+    """
     from lessons.engine.paths import lab_home
 
     home = tmp_path / "home"
@@ -57,6 +60,8 @@ def serve_dashboard(tmp_path, command: list[str]) -> Iterator[str]:
     env = {**os.environ, "LAB_HOME": str(home), "LAB_LEARNER": "browser", "LAB_DEMO": "1",
            "PYTHONPATH": str(ROOT)}
     env.pop("LAB_CLASS_DIR", None)
+    if not demo:
+        env.pop("LAB_DEMO")
     stage = STAGES_BY_KEY["stage1"]
     with Store(home / "lab.sqlite", learner="browser") as store:  # one check run, so Home has its chart
         store.record_check_run("stage1", str(stage.learner_file), file_hash(stage.learner_file),
@@ -239,6 +244,7 @@ def test_learner_code_that_calls_os_exit_ends_the_worker_and_the_server_stays(se
         assert not page.get_by_text("Traceback").count()
         browser.close()
 
+
 def open_browser(playwright, tmp_path, *, height: int = 2400):
     """Headless Chromium (the system's) with one page, patient as a busy 2-core machine needs."""
     from playwright.sync_api import expect
@@ -279,5 +285,52 @@ def test_stage4a_one_step_on_the_real_model_in_demo_mode_shows_the_step_and_no_e
         assert not error_boxes(page).count(), error_boxes(page).all_inner_texts()
         assert not page.get_by_text("While running one training step").count()
         assert not page.get_by_text("not measured").count(), "the page hands one_step_report a second batch"
+        browser.close()
+
+
+@pytest.fixture
+def server_without_demo(tmp_path):
+    """``streamlit run dashboard/app.py`` with no demo mode asked for: only the toggle or ?demo=1 gives it."""
+    yield from serve_dashboard(tmp_path, [sys.executable, "-m", "streamlit", "run", "dashboard/app.py"], demo=False)
+
+
+def test_demo_mode_from_the_toggle_survives_a_page_switch_a_reload_and_a_typed_address(server_without_demo,
+                                                                                        screenshots, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    url = server_without_demo
+    locked = "This page is locked"
+    with sync_playwright() as playwright:
+        browser, page = open_browser(playwright, tmp_path)
+        page.goto(f"{url}/stage5")
+        expect(page.get_by_text(locked, exact=False).first).to_be_visible()  # a learner who has not passed 4B
+        assert "demo" not in page.url
+
+        page.get_by_text("Demo mode (reference solutions)", exact=True).click()
+        expect(page.get_by_text(locked, exact=False)).to_have_count(0)
+        page.wait_for_url("**/stage5?demo=1")
+
+        page.get_by_role("link", name="3 · Tokenizing").click()  # a page switch drops the query …
+        expect(page.get_by_role("heading", name="Stage 3", exact=False).first).to_be_visible()
+        page.wait_for_url("**/stage3?demo=1")  # … and the app puts it back
+
+        page.reload()  # an instructor reloads during a demo: a new session, still in demo mode
+        expect(page.get_by_role("heading", name="Stage 3", exact=False).first).to_be_visible()
+        expect(page.get_by_role("switch", name="Demo mode (reference solutions)")).to_be_checked()
+        assert not page.get_by_text(locked, exact=False).count()
+        page.screenshot(path=str(screenshots / "demo-after-reload.png"), full_page=True)
+
+        typed = browser.new_page(viewport={"width": 1400, "height": 2400})  # an address typed by hand
+        typed.goto(f"{url}/stage6?demo=1")
+        expect(typed.get_by_role("heading", name="Stage 6", exact=False).first).to_be_visible()
+        expect(typed.get_by_role("switch", name="Demo mode (reference solutions)")).to_be_checked()
+        assert not typed.get_by_text(locked, exact=False).count()
+        typed.close()
+
+        page.get_by_text("Demo mode (reference solutions)", exact=True).click()  # off: the address forgets it
+        expect(page.get_by_text(locked, exact=False).first).to_be_visible()
+        page.wait_for_url(lambda address: "demo" not in address)
+        page.reload()
+        expect(page.get_by_text(locked, exact=False).first).to_be_visible()
         browser.close()
 
