@@ -334,3 +334,36 @@ def test_demo_mode_from_the_toggle_survives_a_page_switch_a_reload_and_a_typed_a
         expect(page.get_by_text(locked, exact=False).first).to_be_visible()
         browser.close()
 
+
+def test_stage6_temperature_chart_has_a_readable_plot_area(server, screenshots, tmp_path):
+    """The chart analysis question 1 sends the learner to: a plot area of at least 200 px, its title above it.
+
+    Measured in the browser on Vega's SVG: the whole chart's box, and the plot area as the box of the y
+    axis's grid lines (they run from 0 % to 100 %, the fixed scale, so they span the plot's height).
+    """
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as playwright:
+        browser, page = open_browser(playwright, tmp_path)
+        page.goto(f"{server}/stage6")
+        chart = page.locator(".vega-embed", has_text="logits [2, 1, 0] after your functions").first
+        expect(chart).to_be_visible()
+        chart.scroll_into_view_if_needed()
+        svg = chart.locator("svg").first.bounding_box()
+        y_axis = chart.locator(".role-axis-grid").first.bounding_box()
+        x_labels = [label.bounding_box() for label in
+                    chart.locator('g[aria-label^="X-axis"] .role-axis-label text').all()]
+        title = chart.locator(".role-title-text").first.bounding_box()
+        slider = page.get_by_test_id("stSlider").filter(has_text="top-p").first.bounding_box()
+        chart.screenshot(path=str(screenshots / "stage6-temperature.png"))
+        page.screenshot(path=str(screenshots / "stage6.png"), full_page=True)
+        browser.close()
+    print(f"temperature chart: svg {svg['width']:.0f} x {svg['height']:.0f} px, plot area {y_axis['height']:.0f} px "
+          f"tall, title at y={title['y']:.0f}, last slider ends at y={slider['y'] + slider['height']:.0f}")
+    assert svg["height"] >= 250
+    assert y_axis["height"] >= 200, "the plot area itself, not only the box around it"
+    assert title["y"] + title["height"] <= y_axis["y"], "the title is above the plot"
+    assert title["y"] >= slider["y"] + slider["height"], "and below the sliders, not under them"
+    assert len(x_labels) == 3
+    for left, right in zip(x_labels, x_labels[1:]):
+        assert left["x"] + left["width"] <= right["x"], "the token labels do not overlap"

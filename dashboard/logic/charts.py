@@ -139,6 +139,27 @@ def histogram(values: list[int], *, limit: int | None = None, title: str = "", x
     return chart.properties(height=260, title=title)
 
 
+def temperature_chart(rows: list[dict], *, title: str, subtitle: str = "", height: int = 340) -> alt.Chart:
+    """A few tokens' probabilities (``token``, ``probability``) as upright bars on a fixed 0–100 % scale.
+
+    ``height`` is the whole chart's, title and axes included (Streamlit fits the chart into it): 340 px
+    leaves a plot area of about 230 px.
+
+    The scale stays put as the temperature slider moves, so the bars' heights can be compared from one
+    setting to the next; each bar carries its value, and the labels stay level (there are only a few).
+    """
+    frame = pd.DataFrame(rows, columns=["token", "probability"])
+    base = alt.Chart(frame).encode(
+        x=alt.X("token:N", sort=None, title=None, axis=alt.Axis(labelAngle=0, labelFontSize=13, labelLimit=240)),
+        y=alt.Y("probability:Q", title="probability", scale=alt.Scale(domain=[0, 1]),
+                axis=alt.Axis(format=".0%", labelFontSize=12, titleFontSize=13)),
+        tooltip=["token:N", alt.Tooltip("probability:Q", format=".1%")])
+    bars = base.mark_bar(size=60)
+    values = base.mark_text(dy=-8, fontSize=13).encode(text=alt.Text("probability:Q", format=".1%"))
+    return (bars + values).properties(height=height, title=alt.TitleParams(title, subtitle=subtitle or alt.Undefined,
+                                                                          anchor="start", fontSize=15))
+
+
 def probability_chart(rows: list[dict], *, title: str = "Next-token probabilities", colour: str | None = None
                       ) -> alt.Chart:
     """Next-token candidates (``token``, ``probability``, optionally a group in ``colour``), most probable first."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard.logic.charts import bar_chart, probability_chart
+from dashboard.logic.charts import bar_chart, probability_chart, temperature_chart
 from dashboard.logic.kernel import LessonRef
 from dashboard.tasks import stage6 as tasks
 from dashboard.ui import LOAD_LIMIT_S, LONG_LIMIT_S, finetuned_choices, friendly, model_spec, run_task
@@ -43,10 +43,11 @@ def draw(ref: LessonRef, store: Store) -> None:
                                      doing="reshaping the toy logits with apply_temperature and top_p_filter")
         else:
             probabilities = [1.0 if i == TOY_LOGITS.index(max(TOY_LOGITS)) else 0.0 for i in range(len(TOY_LOGITS))]
-        st.altair_chart(bar_chart([{"token": f"token {i} (logit {v:g})", "probability": p}
-                                   for i, (v, p) in enumerate(zip(TOY_LOGITS, probabilities))],
-                                  x="token", y="probability", title="logits [2, 1, 0] after your functions",
-                                  height=200), width="stretch")
+        st.altair_chart(temperature_chart([{"token": f"token {i} · logit {v:g}", "probability": p}
+                                           for i, (v, p) in enumerate(zip(TOY_LOGITS, probabilities))],
+                                          title="The temperature chart: logits [2, 1, 0] after your functions",
+                                          subtitle=f"temperature {temperature:g}, top-p {top_p:g}"),
+                        width="stretch")
 
     st.markdown("#### The next token, for real")
     prompt = st.text_area("Prompt", DEFAULT_PROMPT, key="stage6_prompt", height=70)
