@@ -4,7 +4,8 @@ Your sampling maths is compared with transformers' own logits processors
 (``TemperatureLogitsWarper``, ``TopPLogitsWarper``, the ones ``model.generate``
 uses) on small fixed inputs, plus hand-made edge cases. The loop is checked on
 tiny 2-layer models (small so a check runs in about a second): a random one
-whose next token depends on the context, and hand-set "scripted" ones
+whose next token depends on the context (``lively_llama`` of ``lessons/engine/tiny.py``:
+peaked like a real model, so temperature and top-p change what it writes), and hand-set "scripted" ones
 (``checks/stage5/scripted.py``) that write a text we choose, because a random
 model never writes ``[END]`` by itself.
 
@@ -21,10 +22,11 @@ import copy
 import math
 
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM, TemperatureLogitsWarper, TopPLogitsWarper
+from transformers import TemperatureLogitsWarper, TopPLogitsWarper
 
 from checks.stage5.scripted import chain, last_token, scripted_llama
 from checks.teacher import call, expect, fail
+from lessons.engine.tiny import lively_llama
 from lessons.engine.todo import NotImplementedYet
 
 PROMPT = "RECIPE: Banana Pancakes\nINGREDIENTS:"
@@ -33,25 +35,6 @@ PROMPT = "RECIPE: Banana Pancakes\nINGREDIENTS:"
 def random_logits(rows: int = 4, vocab: int = 200, seed: int = 0) -> torch.Tensor:
     """Spread-out logits with no ties (a tie at the nucleus' edge has no single right answer)."""
     return torch.randn(rows, vocab, generator=torch.Generator().manual_seed(seed)) * 3
-
-
-def lively_llama(tokenizer) -> LlamaForCausalLM:
-    """A random 2-layer Llama (small for check speed) whose next token depends on the context.
-
-    The tiny model of ``lessons/engine/tiny.py`` shares its input and output
-    embeddings, so untrained it mostly repeats the last token; this one has its
-    own output head, and logits ×3, so its distribution is peaked like a real
-    model's (top token ≈ 0.24) and top-p has a tail to cut.
-    """
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                         tie_word_embeddings=False, initializer_range=0.2, bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
-    model = LlamaForCausalLM(config).eval()
-    with torch.no_grad():
-        model.lm_head.weight.mul_(3)
-    return model
 
 
 def hf_warp(logits: torch.Tensor, *, temperature: float | None = None, top_p: float | None = None) -> torch.Tensor:
@@ -184,19 +167,22 @@ def test_sample_next_token(lesson):
            hint="Temperature first, then top-p, then softmax, then torch.multinomial.")
 
 
-def _record_forward_calls(model):
-    """Record, for each forward pass, how many tokens went in and whether a cache came with them."""
+def _record_forward_calls(model, grad_seen: list | None = None):
+    """Record, for each forward pass, how many tokens went in and whether a cache came with them
+    (and, into ``grad_seen``, whether gradients were on)."""
     calls = []
 
     def record(module, args, kwargs):
         ids = kwargs.get("input_ids", args[0] if args else None)
         calls.append((None if ids is None else ids.shape[-1], kwargs.get("past_key_values") is not None))
+        if grad_seen is not None:
+            grad_seen.append(torch.is_grad_enabled())
 
     return calls, model.register_forward_pre_hook(record, with_kwargs=True)
 
 
 def test_generate_custom_recipe_is_greedy_with_a_cache(lesson, tokenizer, monkeypatch):
-    """generate_custom_recipe at temperature 0 writes what model.generate writes, with your sampler and the KV cache."""
+    """generate_custom_recipe at temperature 0 writes generate's text: your sampler, the KV cache, no gradients."""
     model = lively_llama(tokenizer)
     inputs = tokenizer(PROMPT, return_tensors="pt")
     prompt_length = inputs["input_ids"].shape[1]
@@ -210,7 +196,8 @@ def test_generate_custom_recipe_is_greedy_with_a_cache(lesson, tokenizer, monkey
         return choices[-1]
 
     monkeypatch.setattr(lesson, "sample_next_token", spy)
-    calls, hook = _record_forward_calls(model)
+    grad_seen: list[bool] = []
+    calls, hook = _record_forward_calls(model, grad_seen)
     try:
         got = call(lesson.generate_custom_recipe, model, tokenizer, PROMPT, max_new_tokens=12, temperature=0,
                    top_p=1.0)
@@ -229,6 +216,11 @@ def test_generate_custom_recipe_is_greedy_with_a_cache(lesson, tokenizer, monkey
            expected=f"tokens in per step: [{prompt_length}, 1, 1, …], past_key_values from step 2 on",
            got=f"tokens in per step: {lengths}, past_key_values given: {[c for _, c in calls]}",
            hint="Keep outputs.past_key_values and pass it back with only the newest token.")
+    expect(grad_seen and not any(grad_seen), lesson.generate_custom_recipe,
+           "the model ran with gradients switched on: every step kept what a backward pass would need.",
+           expected="no gradients while generating",
+           got=f"gradients on in {sum(grad_seen)} of {len(grad_seen)} model calls",
+           hint="Generating is measuring, not training: which `with` block tells torch so, around the loop?")
 
 
 def test_generate_custom_recipe_stops_at_the_end(lesson, tokenizer):
@@ -260,6 +252,25 @@ def test_generate_custom_recipe_stops_at_the_end(lesson, tokenizer):
                f"the loop went on after {why}: the text was cut, but the model kept running.",
                expected=f"{steps} model calls (or {steps + 1})", got=f"{len(calls)} model calls",
                hint="Stop the loop (break) as soon as the recipe has ended, not only the text.")
+
+
+def test_generate_custom_recipe_uses_temperature_and_top_p(lesson, tokenizer):
+    """generate_custom_recipe hands its temperature and top_p to every draw."""
+    model = lively_llama(tokenizer)
+    greedy = call(lesson.generate_custom_recipe, model, tokenizer, PROMPT, max_new_tokens=8, temperature=0)
+    # Each setting leaves only the most probable token worth drawing, so sampling must give the greedy text;
+    # temperature 1 and top-p 1 draw from the whole vocabulary and, over 8 tokens, practically never do.
+    for settings, name, why in (({"temperature": 1.0, "top_p": 0.01}, "top_p",
+                                 "with top_p=0.01 the nucleus holds only the most probable token"),
+                                ({"temperature": 0.01, "top_p": 1.0}, "temperature",
+                                 "temperature 0.01 makes the most probable token all but certain")):
+        for seed in (0, 1):
+            got = call(lesson.generate_custom_recipe, model, tokenizer, PROMPT, max_new_tokens=8, seed=seed,
+                       **settings)
+            expect(got == greedy, lesson.generate_custom_recipe,
+                   f"{why}, so it must write what temperature 0 writes (settings {settings}, seed {seed}).",
+                   expected=greedy, got=got,
+                   hint=f"Does the {name} you were given reach sample_next_token at every step?")
 
 
 def test_generate_custom_recipe_seed(lesson, tokenizer):

@@ -22,3 +22,13 @@ MISTAKES = [
             "if token == end_id or END_MARKER in tokenizer.decode(new_ids[-8:]):", "if token == end_id:",
             caught_by="test_generate_custom_recipe_stops_at_the_end"),
 ]
+MISTAKES += [
+    Mistake("stage6", "the loop never passes top_p on, so every draw uses the whole vocabulary",
+            "token = sample_next_token(next_logits, temperature=temperature, top_p=top_p, generator=generator)",
+            "token = sample_next_token(next_logits, temperature=temperature, generator=generator)",
+            caught_by="test_generate_custom_recipe_uses_temperature_and_top_p"),
+    Mistake("stage6", "the loop runs the model with gradients on (no torch.no_grad)",
+            "    with torch.no_grad():\n        for _ in range(max_new_tokens):",
+            "    if True:\n        for _ in range(max_new_tokens):",
+            caught_by="test_generate_custom_recipe_is_greedy_with_a_cache"),
+]
