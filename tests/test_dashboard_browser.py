@@ -27,6 +27,7 @@ import pytest
 
 from lessons.engine.stages import STAGES_BY_KEY, file_hash
 from lessons.engine.store import Store
+from tests.test_dashboard_pages import TINY_STAGE1
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
@@ -174,26 +175,7 @@ def test_a_fresh_servers_first_request_can_be_a_link_to_a_stage(server, tmp_path
 
 
 # A learner's stage 1 file whose generate_text ends the process that runs it; the rest is as small as can be.
-EXITING_STAGE1 = textwrap.dedent('''\
-    import os
-
-    BEFORE_PROMPTS = ["RECIPE: Toast\\nINGREDIENTS:"]
-
-
-    def pick_device():
-        return "cpu"
-
-
-    def load_model_and_tokenizer(name=None):
-        return "a model", "a tokenizer"
-
-
-    def count_parameters(model):
-        return {"total": 1, "trainable": 1}
-
-
-    def show_tokens(tokenizer, text):
-        return [{"token": "a", "id": 1, "text": "a"}]
+EXITING_STAGE1 = "import os\n\n" + TINY_STAGE1 + textwrap.dedent('''\
 
 
     def generate_text(model, tokenizer, prompt, **settings):
