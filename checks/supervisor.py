@@ -137,8 +137,8 @@ def supervise(config) -> int:
             state = reader.poll()
             running = state.running
             if running and time.time() - running.running_since > running.running_limit + LIMITS.check_kill_grace_s:
-                where = _stop_hung(process, running, stacks, config, lesson_file)
-                problem = f"{running.running} was stopped{where}"
+                _stop_hung(process, running, stacks, config, lesson_file)
+                problem = "hung"
                 break
             if state.finished:
                 finished_at = finished_at or time.monotonic()
@@ -173,8 +173,8 @@ def supervise(config) -> int:
     return process.returncode if state.exitstatus is None else int(state.exitstatus)
 
 
-def _stop_hung(process, running: StageRun, stacks: Path, config, lesson_file) -> str:
-    """Kill a worker whose check outran its limit; record the check as failed there. Returns ' at FILE:LINE'."""
+def _stop_hung(process, running: StageRun, stacks: Path, config, lesson_file) -> None:
+    """Kill a worker whose check outran its limit; record the check as failed, with the learner's line if known."""
     stage = STAGES_BY_KEY[running.key]
     learner = str(lesson_file(config, stage).resolve())
     _kill(process, dump_stacks=True)
@@ -188,7 +188,6 @@ def _stop_hung(process, running: StageRun, stacks: Path, config, lesson_file) ->
                     + open_line)}
     print(f"\n\nLoRA Kitchen: {running.running} ran longer than {running.running_limit:.0f} s "
           f"(+{LIMITS.check_kill_grace_s:.0f} s grace) and was stopped{' at ' + line if line else ''}.", flush=True)
-    return f" at {line}" if line else ""
 
 
 def _worker_ended_early(state: RunState, returncode: int | None) -> None:
