@@ -190,24 +190,6 @@ def trainable_parameters(model) -> dict:
     raise todo()
 
 
-def describe_lora(model) -> list[dict]:
-    """Every LoRA-wrapped layer with the shapes of its A and B, for the dashboard's table.
-
-    Nothing to fill in. Example for SmolLM2's first layer:
-    ``{'module': 'base_model.model.model.layers.0.self_attn.q_proj', 'base': [576, 576], 'A': [8, 576],
-    'B': [576, 8], 'frozen': 331776, 'trainable': 9216}``
-    """
-    rows = []
-    for name, module in model.named_modules():
-        if hasattr(module, "lora_A") and hasattr(module, "base_layer") and len(module.lora_A):
-            adapter = next(iter(module.lora_A))
-            a, b = module.lora_A[adapter].weight, module.lora_B[adapter].weight
-            base = module.base_layer.weight
-            rows.append({"module": name, "base": list(base.shape), "A": list(a.shape), "B": list(b.shape),
-                         "frozen": base.numel(), "trainable": a.numel() + b.numel()})
-    return rows
-
-
 def cpu_has_native_bf16() -> bool:
     """Whether this CPU computes in bfloat16 natively (avx512_bf16 or AMX), where autocast pays off."""
     try:

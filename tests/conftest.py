@@ -6,7 +6,6 @@ share the one converted model cache so the 20 s conversion happens once.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 

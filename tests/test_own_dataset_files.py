@@ -18,7 +18,6 @@ import dataclasses
 import gzip
 import io
 import json
-import os
 import re
 import struct
 import sys
@@ -308,18 +307,6 @@ def test_the_cleaning_report_keeps_examples_of_bounded_size(stage7):
                                                       "answer": huge[:cut] + f"… ({len(huge):,} characters)"}
     assert rows[4]["answer"] == huge, "the caller's rows are not changed"
     assert own_files.shorten("short") == "short"
-
-
-def test_the_dashboards_cache_key_changes_when_the_file_does(tmp_path):
-    path = tmp_path / "tips.csv"
-    path.write_text("question,answer\nWhy?,Because.\n", encoding="utf-8")
-    first = own_files.file_key(path)
-    assert first == own_files.file_key(path) and str(path) in first
-    os.utime(path, ns=(1, 1))
-    assert own_files.file_key(path) != first, "saved again: a new key"
-    path.write_text("question,answer\nWhy?,Because!\n", encoding="utf-8")
-    os.utime(path, ns=(1, 1))
-    assert own_files.file_key(path) != first
 
 
 GOOD = "question,answer\nCan I flambé?,Only with the fan off.\nWhy rest meat?,\"So it stays juicy, they say.\"\n"

@@ -11,7 +11,6 @@ import re
 import subprocess
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from lessons.engine.blanks import Exercise, exercises_for
 from lessons.engine.paths import PROJECT_ROOT, relative_to_project
@@ -325,7 +324,3 @@ def revealed_levels(store: Store, stage: Stage) -> dict[str, int]:
 
 def reference_available(stage: Stage) -> bool:
     return stage.reference_file.exists()
-
-
-def stage_file_label(stage: Stage, path: Path | None = None) -> str:
-    return relative_to_project(path or stage.learner_file)

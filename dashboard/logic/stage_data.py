@@ -113,14 +113,3 @@ def run_rows(runs: list[dict]) -> list[dict]:
                      "final validation loss": summary.get("final_eval_loss", summary.get("eval_loss")),
                      "reason": run.get("reason", "")})
     return rows
-
-
-# -- stage 6 ---------------------------------------------------------------------------------
-def top_tokens(probabilities, tokenizer, *, k: int = 15) -> list[dict]:
-    """The ``k`` most probable next tokens of a 1-D probability tensor, as rows (token, id, probability)."""
-    import torch
-
-    probabilities = torch.as_tensor(probabilities).float().flatten()
-    values, ids = torch.topk(probabilities, min(k, probabilities.numel()))
-    return [{"token": tokenizer.decode([int(i)]).replace("\n", "↵").replace(" ", "·") or "∅", "id": int(i),
-             "probability": float(v)} for v, i in zip(values, ids)]

@@ -12,7 +12,6 @@ float32 safetensors copy under the lab's home; later loads take under a second.
 from __future__ import annotations
 
 import importlib.metadata
-import json
 import os
 import shutil
 import time
@@ -129,10 +128,3 @@ def resolve_model_source(name: str | None = None) -> str:
         "download models unless told to.\n"
         "  fix: leave the name empty for the embedded SmolLM2-135M-Instruct, pass a local folder with "
         "config.json, or on a machine with internet set LAB_ONLINE=1 to download it once.")
-
-
-def describe_model_source(source: str) -> dict:
-    """Name and architecture of a resolved model, for progress tables and the dashboard."""
-    config_file = Path(source) / "config.json"
-    config = json.loads(config_file.read_text()) if config_file.exists() else {}
-    return {"source": source, "model_type": config.get("model_type", "?")}

@@ -15,8 +15,7 @@ problem, a hint), the same as the loader's own errors, and every number is in ``
 * ``check_row_count``, ``check_field_lengths``, ``is_field_limit_error``: the same limits, row by row,
   inside the CSV reader;
 * ``check_columns``: the template's fields against the file's columns, before anything is cleaned;
-* ``capped_report``: the cleaning report's examples cut to ``LIMITS.report_example_chars``;
-* ``file_key``: path, size and modification time, the dashboard's cache key for a loaded file.
+* ``capped_report``: the cleaning report's examples cut to ``LIMITS.report_example_chars``.
 """
 from __future__ import annotations
 
@@ -408,14 +407,3 @@ def capped_report(clean_examples: Callable) -> Callable:
         return result
 
     return clean
-
-
-# -- the dashboard's cache key ---------------------------------------------------------------------------
-def file_key(path: str | Path) -> str:
-    """``"PATH:SIZE:MTIME_NS"``: it changes when the file is saved again, so a cache keyed on it reloads."""
-    path = Path(path).resolve()
-    try:
-        stat = path.stat()
-    except OSError:
-        return f"{path}:missing"
-    return f"{path}:{stat.st_size}:{stat.st_mtime_ns}"

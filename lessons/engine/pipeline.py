@@ -22,7 +22,6 @@ import math
 import time
 import warnings
 from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
 
 from .errors import LabError
 from .modules import load_stage_module
