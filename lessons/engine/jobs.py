@@ -43,6 +43,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable
 
+import psutil
+
 from .errors import LabError
 from .paths import PROJECT_ROOT, lab_home
 from .store import Store
@@ -202,29 +204,18 @@ def pid_alive(pid: int | None) -> bool:
     if not pid or pid <= 0:
         return False
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return psutil.Process(pid).status() not in {psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD}
+    except psutil.NoSuchProcess:  # ZombieProcess is one of these too
         return False
-    except PermissionError:
+    except psutil.AccessDenied:
         return True  # someone else's process: alive, but not ours to judge
-    stat = Path(f"/proc/{pid}/stat")
-    if stat.exists():
-        try:
-            state = stat.read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            return True
-        return state not in {"Z", "X"}
-    return True
 
 
 def _is_job_process(pid: int, run_id: str) -> bool:
     """The pid belongs to this run's job (not a later process that got the same number)."""
-    cmdline = Path(f"/proc/{pid}/cmdline")
-    if not cmdline.exists():
-        return pid_alive(pid)  # no /proc (macOS): trust the pid
     try:
-        return run_id.encode() in cmdline.read_bytes()
-    except OSError:
+        return run_id in "\0".join(psutil.Process(pid).cmdline())
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
         return False
 
 
