@@ -20,7 +20,7 @@ truncation, padding never counted), and the stop rate: generations from a fixed
 set of held-out recipe titles, sampled as the lab's side-by-side comparison
 samples (temperature 0.7, top-p 0.95, seeded; eight per prompt, two with
 ``--quick``), up to 512 new tokens (room for 99 % of the real recipes; the share
-that stopped within 320, the issue's budget, comes from the same generations),
+that stopped within ``short_budget``, 320, comes from the same generations),
 batched with the KV cache; a generation *stops* when it writes ``[END]``, and is
 *complete* when it also wrote ``DIRECTIONS:`` before it. Beside it, the share of
 the training recipes themselves that end within each budget: what a model
@@ -64,29 +64,19 @@ class BenchSettings:
     """What the benchmark trains and measures; ``--quick`` and the command line set these."""
 
     n_train: int = field(default=320, metadata={
-        "help": "training recipes, the same for both (320 = 80 steps of 4, the size the issue measured); "
-                "-1 = every training recipe of the source (2,709 of the Wikibooks recipes; stage 2 holds out 10 %)"})
+        "help": "training recipes, the same for both arms (320 = 80 steps of 4); -1 = every training recipe"})
     epochs: int = field(default=1, metadata={
-        "help": "whole passes over the training recipes, both arms. The GPU target: --n_train -1 --epochs 3"})
+        "help": "whole passes over the training recipes, both arms (the GPU target: --n_train -1 --epochs 3)"})
     n_heldout: int = field(default=16, metadata={"help": "held-out recipes for perplexity, kept whole"})
     n_prompts: int = field(default=12, metadata={"help": "recipe-title prompts for the stop rate (held-out titles)"})
     samples_per_prompt: int = field(default=8, metadata={
-        "help": "sampled generations per prompt for the stop rate. 8 (96 in all): the share's standard error is "
-                "then about 3 points, against 8 with 24. One trained --quick model stopped in 19, 20 and 21 of 24 "
-                "in three runs differing only in generation precision, and in 89 and 88 of 96 (float32, bf16)"})
+        "help": "sampled generations per prompt for the stop rate (8 × 12 prompts = 96 in all)"})
     max_new_tokens: int = field(default=512, metadata={
-        "help": "new tokens at most per stop-rate generation. 512: 98.7 % of the 2,709 Wikibooks training "
-                "recipes end within 512 tokens after their title, only 87 % within 320 (the budget the issue "
-                "measured with), so a model writing recipes exactly as long as the real ones would stop in at "
-                "most 87 % there"})
+        "help": "new tokens at most per stop-rate generation (512 leaves room for almost every real recipe)"})
     short_budget: int = field(default=320, metadata={
-        "help": "also report the share of generations that stopped within this many new tokens (the issue's "
-                "budget); read off the same generations, since sampling the first tokens does not depend on "
-                "the budget"})
+        "help": "also report the share that stopped within this many new tokens, read off the same generations"})
     temperature: float = field(default=0.7, metadata={
-        "help": "sampling temperature of the stop-rate generations: the lab's side-by-side default (stage 5's "
-                "compare_models). Plain greedy decoding is reported too: a small model decoded greedily falls into "
-                "loops ('1 cup of celery; 1 cup of celery; ...') and never reaches the end of the recipe"})
+        "help": "sampling temperature of the stop-rate generations (stage 5's compare_models default)"})
     top_p: float = field(default=0.95, metadata={
         "help": "nucleus (top-p) of the stop-rate sampling, as compare_models"})
     batch_size: int = field(default=4, metadata={"help": "recipes per training step, both arms"})
@@ -99,13 +89,11 @@ class BenchSettings:
     baseline_max_length: int = field(default=256, metadata={
         "help": "the original assignment's padded (and truncated) length"})
     ladder_steps: int = field(default=3, metadata={
-        "help": "timed training steps per rung of the speed ladder, the same recipes on every rung (after one "
-                "warm-up step on others); 0 = no ladder"})
+        "help": "timed training steps per rung of the speed ladder (after one warm-up step); 0 = no ladder"})
     compare_tokens: int = field(default=48, metadata={
         "help": "new tokens per prompt when timing batched vs one-by-one generation"})
     compare_size: int = field(default=4, metadata={
-        "help": "held-out recipes for timing packed vs padded perplexity evaluation, and prompts for timing "
-                "one-by-one generation: the comparisons are rates, and the slow ways cost the most"})
+        "help": "held-out recipes and prompts for timing the slow and fast ways to evaluate and generate"})
     seed: int = field(default=42, metadata={"help": "data split, LoRA initialisation, order"})
     source: str = field(default="wikibooks", metadata={"help": "recipes, as stage 2's load_recipes takes them"})
     save: bool = field(default=True, metadata={"help": "save the results in the store for the dashboard"})

@@ -54,20 +54,15 @@ class TrainSettings:
     n_recipes: int = field(default=400, metadata={"help": "recipes used, train and validation together"})
     test_size: float = field(default=0.1, metadata={"help": "share of the recipes held out for validation"})
     max_length: int = field(default=768, metadata={
-        "help": "tokens per recipe; longer ones are cut. 768 keeps all but the longest Wikibooks recipe (776) "
-                "whole, with its [END]; 256, the original assignment's, cuts 31 % before their [END]"})
+        "help": "tokens per recipe, longer ones cut; 768 keeps nearly every Wikibooks recipe whole with its [END]"})
     rank: int = field(default=8, metadata={"help": "LoRA rank r: directions the correction may take"})
     alpha: int = field(default=16, metadata={"help": "LoRA alpha: the correction is scaled by alpha / r"})
     dropout: float = field(default=0.0, metadata={
-        "help": "dropout on the LoRA branch while training. 0: a run of one or two epochs hardly overfits, and "
-                "drawing the random mask cost 7.6 % of a CPU training step (profiled; +18 % tokens/s without it)"})
+        "help": "dropout on the LoRA branch while training; 0 = none (a short run hardly overfits, and it is faster)"})
     target_modules: list[str] | None = field(default=None, metadata={
         "help": "layers to adapt; None = stage 4B's attention_modules(model)"})
     learning_rate: float = field(default=5e-3, metadata={
-        "help": "peak learning rate, then falling linearly to 0. Measured on 128 Wikibooks recipes (32 steps of 4, "
-                "LoRA r=8 on q/v), held-out perplexity and sampled generations that finish with DIRECTIONS and "
-                "[END]: 1e-3 gave 9.75 and 0 of 12, 3e-3 8.51 and 18 of 24, 5e-3 8.34 and 22 of 24 (19 to 21 of 24 "
-                "over four seeds, in later runs). A LoRA adapter starts at zero, and a short run needs big steps"})
+        "help": "peak learning rate, falling linearly to 0 (an adapter starts at zero: a short run needs big steps)"})
     batch_size: int = field(default=4, metadata={"help": "recipes per step (4 × 256 tokens fits a laptop)"})
     epochs: float = field(default=1.0, metadata={"help": "passes over the training recipes (unless max_steps > 0)"})
     max_steps: int = field(default=-1, metadata={"help": "stop after this many steps; -1 = run the epochs"})
@@ -77,27 +72,15 @@ class TrainSettings:
     train_new_tokens: bool = field(default=True, metadata={
         "help": "also train the embedding rows of tokens stage 3 added ([END]) and keep them in the adapter"})
     end_from_eos: bool = field(default=True, metadata={
-        "help": "start [END]'s embedding row as a copy of the end-of-sequence token's row (<|im_end|>), which "
-                "the model already predicts where an answer ends; a random new row is never predicted"})
+        "help": "start [END]'s embedding row as a copy of <|im_end|>'s, which the model already predicts at an end"})
     group_by_length: bool = field(default=True, metadata={
-        "help": "batches of recipes of similar length, each padded only to its longest: little compute goes to "
-                "padding, and attention stays the size of one recipe. The recipes are sorted by length, cut into "
-                "batches, and the batches shuffled once (the same order every epoch). Measured on the 2-core CPU, "
-                "whole recipes, bf16, one run: 261 useful tokens/s, against 224 for the same batches packed into "
-                "one row and 165 for random batches padded to their longest"})
+        "help": "batches of recipes of similar length, each padded only to its longest (batch order shuffled once)"})
     frozen_in_bf16: bool = field(default=True, metadata={
-        "help": "with bf16 autocast, keep the frozen base weights in bfloat16 while training, so they are not "
-                "converted again at every step (+5 % with SDPA, +13 % with eager attention, one interleaved run on "
-                "the CPU); the adapter trains in float32 and the exact float32 weights are put back afterwards"})
+        "help": "with bf16 autocast, hold the frozen base weights in bfloat16 while training (float32 put back after)"})
     chunked_loss: bool = field(default=True, metadata={
-        "help": "compute the output layer and the loss a slice at a time (128 tokens on a CPU), never holding all the "
-                "vocabulary-wide logits (lessons/engine/chunked_loss.py; same loss and gradients). Measured on "
-                "the 2-core CPU, alternating steps: 4 recipes of 751 tokens 9.6 s instead of 12.0 s a step, "
-                "4 of 201 tokens 2.1 s instead of 2.5 s, 4 of 101 the same"})
+        "help": "compute the output layer and the loss 128 tokens at a time on a CPU (same loss, less memory)"})
     packing: bool = field(default=False, metadata={
-        "help": "padding-free batches instead: a step's recipes are laid end to end in one row, each attending "
-                "only to itself (position ids restart per recipe). No padding at all, but on a CPU attention "
-                "then works on the whole row, and it measured slower than group_by_length"})
+        "help": "instead of grouping: a step's recipes end to end in one row, each attending only to itself"})
 
 
 def _print(message: str) -> None:
