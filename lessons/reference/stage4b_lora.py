@@ -1,23 +1,22 @@
 """Stage 4B — LoRA training: teach the model recipes by training 0.34 % of it.
 
 Stage 4A trained by nudging *every* parameter. For SmolLM2 that is 134.5
-million numbers, each with a gradient and two more numbers of optimizer state
-(AdamW keeps a running mean and variance): four copies of the model in memory,
-and a full copy to save for every experiment. And a small recipe dataset
-pushing on all of them can wear away what pretraining taught.
+million numbers, each with a gradient and two more numbers the optimizer keeps
+for it: four copies of the model in memory, and a full copy to save for every
+experiment. And a small recipe dataset pushing on all of them can wear away
+what the model learned before.
 
 LoRA (Low-Rank Adaptation) leaves the pretrained model *frozen* and learns a
-small correction next to some of its layers. A layer computes ``W x`` with a
-big matrix ``W`` (576 × 576 for SmolLM2's attention queries). LoRA adds two
-thin matrices, ``A`` (r × 576) and ``B`` (576 × r), with a small *rank* r such
-as 8, and computes::
+small correction next to some of its layers. A layer computes ``W x``: it
+multiplies its input ``x`` by a big table of numbers, the matrix ``W``
+(576 × 576 for one of SmolLM2's layers). LoRA adds two thin matrices, ``A``
+(r × 576) and ``B`` (576 × r), with a small *rank* r such as 8, and computes::
 
     W x  +  (alpha / r) · B (A x)
 
-Only A and B are trained. Their product ``B A`` is a full 576 × 576 matrix, but
-one of rank at most r: a correction that can only push in r directions. The
-bet, which works remarkably well, is that adapting a model to a new task needs
-few directions.
+Only A and B are trained. Together they make a correction as big as ``W``, but
+one that can only push in r directions. The bet, which works remarkably well,
+is that adapting a model to a new task needs few directions.
 
 * **B starts at zero**, so ``B A x = 0``: before the first step the model is
   exactly the base model. Training starts from what the model already knows.
@@ -26,11 +25,10 @@ few directions.
   capacity, more parameters.
 * **alpha** scales the correction: ``alpha / r`` (16 / 8 = 2 here). Keeping
   alpha / r fixed lets you change r without retuning the learning rate.
-* **Which layers**: the attention projections, where each token decides which
-  earlier tokens to read. SmolLM2 (Llama architecture) names them ``q_proj``
-  and ``v_proj`` (queries and values); GPT-2 computes queries, keys and values
-  in one layer, ``c_attn``. The feed-forward (MLP) layers hold most of the
-  stored facts; leaving them alone keeps the adapter small.
+* **Which layers**: the *attention* layers, where each token looks back at the
+  earlier tokens and picks what to use from them. SmolLM2 names two of them
+  ``q_proj`` and ``v_proj``; GPT-2 has one combined layer, ``c_attn``. The
+  other layers are left alone, which keeps the adapter small.
 
 The count, for SmolLM2 with r = 8 on ``q_proj`` (576 → 576) and ``v_proj``
 (576 → 192) in each of its 30 layers::
@@ -41,49 +39,35 @@ The count, for SmolLM2 with r = 8 on ``q_proj`` (576 → 576) and ``v_proj``
 The adapter file is those 460,800 numbers: under 2 MB instead of 540 MB.
 
 Then the training loop of stage 4A, run for you by transformers' ``Trainer``:
-batches, forward, backward, step, zero, plus a learning-rate schedule, regular
-validation loss, checkpoints, and callbacks that stream the numbers to the
-dashboard.
+batches, forward, backward, step, zero, plus a learning rate that changes as
+training goes on, a validation loss every few steps, saved checkpoints, and
+callbacks that send the numbers to the dashboard.
 
-**Why a model may never stop.** Stage 3 added ``[END]`` as a brand-new token,
-and ``resize_token_embeddings`` gave it a brand-new embedding row: random
-numbers near the average token. SmolLM2 *ties* its embeddings: the same row
-that turns ``[END]`` into a vector on the way in also scores ``[END]`` on the
-way out (``logit = hidden state · row``). A random row scores low everywhere:
-after a recipe's last line the base model ranks ``[END]`` about 22,000th of
-49,153 tokens. LoRA on q/v does not touch that row, so the model learns the
-recipe layout and then writes a second recipe instead of stopping. Training
-the row helps only slowly: at lr 2e-4 a few dozen steps move it a little, and
-measured here, 80 steps still stopped 0 times in 6. (Two more ways to lose the
-stop: cutting recipes at 256 tokens cuts off the ``[END]`` of a third of them,
-and with the pad token equal to the end-of-sequence token, a collator that
-masks padding also masks every real end-of-sequence label.) And a model that
-has not yet learned the layout never reaches the end at all. The lab's
-training engine therefore starts ``[END]``'s row as a *copy of the
-end-of-sequence token's row* (``<|im_end|>``, which this instruct model already
-predicts where an answer is over), trains it with the adapter, keeps recipes
-whole (up to 768 tokens), and uses lr 5e-3: an adapter starts at zero, and in
-a short run small steps never get far. Measured on 128 recipes (32 steps):
-at lr 1e-3, 0 of 12 sampled recipes finished with DIRECTIONS and ``[END]``; at
-5e-3, 18 and 22 of 24 in two runs. One more trap: decoded *greedily*, a small model falls into
-loops ("1 cup of celery; 1 cup of celery; …") and never reaches the end, even
-when it has learned where the end is. Sampling (stage 6) breaks most loops.
-And give it room: half the real recipes need more than 189 new tokens after
-their title, one in eight more than 320, seven in eight more than 100. A
+**Why a model may never stop.** A fine-tuned model stops when it writes
+``[END]``. But ``[END]`` is the token stage 3 added, and its row in the
+embedding table is new and random: nothing has taught the model when to write
+it, so at first it almost never does. It finishes a recipe and starts another.
+LoRA on the attention layers does not change that row. So the lab's training
+engine starts ``[END]``'s row as a copy of the row of a token the model already
+writes at the end of an answer (``<|im_end|>``), trains the row along with the
+adapter, keeps recipes whole so that every one of them ends in ``[END]``, and
+uses a learning rate big enough for a short run to get somewhere. Two things
+to know when you try the result: a model that always takes its favourite next
+token (greedy, stage 6) can go round in a loop ("1 cup of celery; 1 cup of
+celery; …") and never reach the end; and most recipes are long, so a
 generation cut off after 100 tokens tells you nothing about stopping.
 
-**Speed.** Padding every recipe to 256 tokens spends about a quarter of each
-batch on filler. The lab puts recipes of similar length in the same batch and
-pads each batch only to its longest recipe, computes in bfloat16 where the
-hardware has it, and skips the LoRA dropout (drawing the random mask cost
-7.6 % of a CPU step). One more: the model's last layer scores every one of
-the 49,153 tokens of the vocabulary at every position; for a batch of four
-long recipes that table of scores, in float32, is bigger than the whole model.
-The lab computes the loss from it 128 positions at a time, so the table never
-exists at once (same loss, same gradients; a long step takes a fifth less
-time).
+**Speed.** When recipes of very different lengths share a batch, the short
+ones are padded with filler that the model computes anyway. The lab puts
+recipes of similar length in the same batch, so little filler is needed;
+computes with smaller numbers (bfloat16) where the hardware has them; and
+leaves out LoRA dropout, a random switching-off of parts of the correction
+that costs time and helps little in a short run. And at every position the
+model's last layer gives a score to every token of the vocabulary: for a batch
+of long recipes that table of scores is bigger than the model. The lab works
+through it 128 positions at a time, with the same result.
 ``python -m lessons bench`` measures each piece against the original recipe;
-the dashboard draws it.
+the dashboard draws it (the figures are in ``docs/benchmarks.md``).
 
 Fill in the TODOs top to bottom, then run ``pytest checks/stage4b``.
 """
@@ -223,10 +207,9 @@ def precision_settings() -> dict:
     in bf16 (faster, half the memory traffic) while the weights stay float32.
 
     * NVIDIA GPU: bf16 where supported (Ampere and newer), else float16;
-    * CPU: bf16 only with native support (``avx512_bf16`` or AMX). Measured on
-      the course's 2-core AMD EPYC (avx512_bf16), SmolLM2 with LoRA, batch 4 ×
-      256 tokens: 5.7 s per step in float32, 3.5 s with bf16 autocast.
-      Without native support bf16 is emulated and slower than float32.
+    * CPU: bf16 only with native support (``avx512_bf16`` or AMX), where a
+      training step takes clearly less time than in float32. Without native
+      support bf16 is emulated and slower than float32.
 
     ``LAB_BF16=1`` or ``0`` forces it (for measuring).
     """
