@@ -246,8 +246,8 @@ def error_boxes(page):
 def test_stage4a_one_step_on_the_real_model_in_demo_mode_shows_the_step_and_no_error(server, screenshots, tmp_path):
     """The button runs the reference's functions on SmolLM2 (the real model: the step's numbers are its own).
 
-    It used to fail every time with the page's own TypeError (a float() of the "not measured" None that
-    one_step_report returns for other recipes), worded as the learner's fault.
+    The "not measured" None that one_step_report returns for other recipes must reach the page as such, not
+    as the page's own TypeError from a float() of it, worded as the learner's fault.
     """
     from playwright.sync_api import expect, sync_playwright
 

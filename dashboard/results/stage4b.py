@@ -119,7 +119,7 @@ def bench_rows(result: dict) -> dict:
     and the stop rate's budget of new tokens (None in results saved without it)."""
     arms, settings = result.get("arms") or {}, result.get("settings") or {}
     names = {"baseline": "original assignment", "lab": "LoRA Kitchen"}
-    epochs = max(1, int(settings.get("epochs") or 1))  # older results: one pass
+    epochs = max(1, int(settings.get("epochs") or 1))  # results saved without epochs: one pass
     per_arm = []
     for key in ("baseline", "lab"):
         arm = arms.get(key) or {}
@@ -148,7 +148,7 @@ def bench_charts(result: dict) -> list:
             y=alt.Y("arm:N", title=None, sort=["original assignment", "LoRA Kitchen"]),
             x=alt.X(f"{field}:Q", title=title, axis=alt.Axis(format=fmt)), color=colour,
             tooltip=["arm:N", alt.Tooltip(f"{field}:Q", title=title, format=fmt)]).properties(
-            # a height per bar: a fixed 90 px for the whole chart drew each bar as a 1-px line in Streamlit 1.67
+            # a height per bar: a fixed 90 px for the whole chart draws each bar as a 1-px line in Streamlit 1.67
             height=alt.Step(30), title=title)
 
     charts = [bars("padding_share", "Share of each batch that is padding", ".0%"),

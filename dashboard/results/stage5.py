@@ -24,7 +24,7 @@ EVAL_RECIPES = 40     # held-out recipes for perplexity on this page: about a mi
 # The side by side samples as compare_models does by default: decoded greedily, a small model falls into
 # loops and never reaches [END] even when it has learned where recipes end. 320 new tokens: 87 % of the
 # Wikibooks recipes end within 320 tokens after their title (half within 189), so a model that stops is seen
-# stopping; 100 cut seven recipes in eight short and showed every model as never stopping. Measured on the
+# stopping; 100 would cut seven recipes in eight short and show every model as never stopping. Measured on the
 # 2-core CPU: "Evaluate" on a 32-step run took 160 s, and the fine-tuned model stopped in 3 of 3, the base in 0.
 SIDE_BY_SIDE = {"max_new_tokens": 320, "temperature": 0.7, "top_p": 0.95, "seed": 0}
 

@@ -39,7 +39,7 @@ def chunk_tokens(vocab_size: int, device_type: str = "cpu") -> int:
     one slice to the next instead of being handed back to the system and faulted in again;
     128 tokens also measured fastest of 64, 128, 256, 512 and 1024 on the 2-core CPU. On a GPU the
     slices are bigger (1,365 tokens for SmolLM2): there the point is memory, and a GPU wants
-    large kernels (not measured here: no GPU was lent).
+    large kernels (the GPU slice size is not measured).
     """
     budget = CPU_CHUNK_BYTES if device_type == "cpu" else GPU_CHUNK_BYTES
     return max(16, round(budget / (4 * max(1, vocab_size))))
