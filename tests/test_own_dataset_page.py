@@ -105,7 +105,8 @@ def test_the_page_saves_no_cleaning_report_for_a_file_without_the_templates_colu
         at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py"), default_timeout=120)
         at.session_state["demo"] = True
         at.run()
-        at.session_state["stage7_file"] = str(path)
+        at.session_state["stage7_dataset"] = str(path)
+        at.session_state[f"stage7_template:{path}"] = QA_TEMPLATE  # typed by hand: the page proposes PROMPT/REPLY
         at.switch_page("views/stage7.py").run()
         assert not at.exception, [e.value for e in at.exception]
         errors = "\n".join(str(e.value) for e in at.error)
@@ -115,3 +116,50 @@ def test_the_page_saves_no_cleaning_report_for_a_file_without_the_templates_colu
             assert store.result("stage7", "cleaning_report") is None
     finally:
         path.unlink()
+
+
+# Twenty real recipes as a learner exports them: titles are often one short word.
+RECIPE_TITLES = ["Pancakes", "Omelette", "Hummus", "Banana bread", "Tomato soup", "Lentil curry",
+                 "Fried rice", "Guacamole", "Roast chicken", "Apple crumble", "Minestrone", "Shakshuka",
+                 "Potato salad", "Flapjacks", "Risotto", "Pesto pasta", "Chili con carne", "Scones",
+                 "Falafel", "Rice pudding"]
+
+
+def recipes_csv(path: Path) -> Path:
+    lines = ["title,ingredients,directions,serves"]
+    for number, title in enumerate(RECIPE_TITLES):
+        lines.append(f'{title},"2 eggs, 100 g flour, a pinch of salt","Mix everything well. Cook for '
+                     f'{number + 5} minutes, then serve warm.",{number % 4 + 1}')
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_the_page_proposes_a_template_from_the_files_own_columns():
+    from dashboard.logic.own_dataset import propose_template, text_columns
+
+    qa = "QUESTION: {question}\nANSWER: {answer}\n[END]"
+    assert propose_template(["question", "answer", "source"], qa) == qa, "the lesson's template when it fits"
+    assert propose_template(["title", "ingredients", "directions"], qa) == (
+        "RECIPE: {title}\nINGREDIENTS: {ingredients}\nDIRECTIONS: {directions}\n[END]"), "recipes: the recipe one"
+    assert propose_template(["prompt", "cook_time"], qa) == "PROMPT: {prompt}\nCOOK TIME: {cook_time}\n[END]"
+    rows = [{"title": "Tea", "serves": "2", "weight": "1.5", "notes": None}, {"title": "Toast", "serves": "-1"}]
+    assert text_columns(rows) == ["title"], "numbers and empty columns are not text to learn from"
+
+
+def test_rows_removed_as_too_short_are_listed_with_the_field_and_the_setting_that_keeps_them(ref, tmp_path):
+    """A 20-recipe file lost 7 real recipes (Pancakes, Omelette, Hummus …) and the page only said "Removed 7"."""
+    from dashboard.logic.own_dataset import shortest_keeping_all
+
+    path = recipes_csv(tmp_path / "recipes.csv")
+    loaded = tasks.load(ref, str(path))
+    assert loaded["template"].startswith("RECIPE: {title}") and loaded["min_chars"] == 10
+    fields = ["title", "ingredients", "directions"]
+    assert tasks.clean(ref, str(path), fields)["count"] == 20 - sum(len(t) < 10 for t in RECIPE_TITLES)
+    removed = tasks.removed_blank_or_short(ref, str(path), fields)
+    assert [row["row"] for row in removed] == [n + 1 for n, t in enumerate(RECIPE_TITLES) if len(t) < 10]
+    assert {row["field"] for row in removed} == {"title"} and {row["reason"] for row in removed} == {"too_short"}
+    assert removed[2]["shortest"] == len("Hummus") and removed[2]["text"].startswith("Hummus · 2 eggs")
+    keep_all = shortest_keeping_all(removed)
+    assert keep_all == len("Hummus")
+    assert tasks.clean(ref, str(path), fields, keep_all)["count"] == 20, "the page's advice keeps every recipe"
+    assert tasks.removed_blank_or_short(ref, str(path), fields, keep_all) == []

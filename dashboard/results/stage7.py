@@ -14,10 +14,12 @@ import streamlit as st
 
 from dashboard.logic.charts import bar_chart
 from dashboard.logic.kernel import LessonRef
+from dashboard.logic.own_dataset import shortest_keeping_all
 from dashboard.logic.tiers import is_own_dataset_run
 from dashboard.tasks import shared, stage7 as tasks
 from dashboard.ui import LOAD_LIMIT_S, demo_mode, finetuned_choices, friendly, model_spec, run_task
 from lessons.engine import jobs
+from lessons.engine.limits import LIMITS
 from lessons.engine.paths import DATA_DIR, lab_home, relative_to_project
 from lessons.engine.store import Store
 
@@ -29,6 +31,12 @@ def dataset_choices() -> list[Path]:
     examples = sorted((DATA_DIR / "own_dataset").glob("*.*"))
     uploads = sorted((lab_home() / "uploads").glob("*.*")) if (lab_home() / "uploads").exists() else []
     return [path for path in examples + uploads if path.suffix.lstrip(".") in UPLOAD_TYPES]
+
+
+def dataset_label(path: str) -> str:
+    """An example as its place in the project (``data/own_dataset/…``), an upload as ``uploads/NAME``."""
+    uploads = lab_home() / "uploads"
+    return f"uploads/{Path(path).name}" if Path(path).parent == uploads else relative_to_project(path)
 
 
 def cleaning_rows(report: dict) -> list[dict]:
@@ -44,20 +52,19 @@ def draw(ref: LessonRef, store: Store) -> None:
     st.markdown("#### Your file")
     upload = st.file_uploader("Upload your own dataset (CSV, JSON or JSON Lines, UTF-8)", type=UPLOAD_TYPES,
                               key="stage7_upload")
-    if upload is not None:
-        folder = lab_home() / "uploads"
-        folder.mkdir(parents=True, exist_ok=True)
-        target = folder / Path(upload.name).name
-        target.write_bytes(upload.getvalue())
-        st.session_state["stage7_file"] = str(target)
+    if upload is not None and st.session_state.get("stage7_upload_id") != upload.file_id:
+        st.session_state["stage7_upload_id"] = upload.file_id  # each upload is saved once, not on every rerun
+        saved = save_upload(upload.name, upload.getvalue())
+        if saved is not None:
+            st.session_state["stage7_dataset"] = str(saved)  # the box below shows the file just uploaded
     choices = dataset_choices()
     if not choices:
         st.info("No dataset yet: upload one above.")
         return
     names = [str(path) for path in choices]
-    chosen = st.session_state.get("stage7_file")
-    path = Path(st.selectbox("Dataset", names, index=names.index(chosen) if chosen in names else 0,
-                             format_func=lambda p: relative_to_project(p), key="stage7_dataset"))
+    if st.session_state.get("stage7_dataset") not in names:
+        st.session_state["stage7_dataset"] = names[0]
+    path = Path(st.selectbox("Dataset", names, format_func=dataset_label, key="stage7_dataset"))
 
     loaded = {"count": 0}
     with friendly(f"loading {path.name} with load_own_dataset"):
@@ -68,8 +75,9 @@ def draw(ref: LessonRef, store: Store) -> None:
     columns = loaded["columns"]
     st.caption(f"{loaded['count']} rows; columns: {', '.join(columns)}")
 
+    # One template box per file: a new file gets the template proposed for its own columns.
     template = st.text_area("Template (each {field} is a column; end with [END])", value=loaded["template"],
-                            key="stage7_template", height=90)
+                            key=f"stage7_template:{path}", height=110)
     fields: list[str] | None = None
     with friendly("checking the file's columns against the template"):  # before anything is cleaned or saved
         fields = run_task(tasks.template_columns, ref, str(path), template,
@@ -78,9 +86,14 @@ def draw(ref: LessonRef, store: Store) -> None:
         return
 
     st.markdown("#### The mess, before and after cleaning")
+    min_chars = int(st.number_input(
+        "Shortest field kept (characters): clean_examples's min_chars", 1, 1000, loaded["min_chars"],
+        key=f"stage7_min_chars:{path}",
+        help="A row whose shortest template field is shorter than this is removed as too short. "
+             "A recipe title can be one short word: lower it for such columns."))
     cleaned = {"count": 0}
     with friendly("cleaning with clean_examples"):
-        cleaned = run_task(tasks.clean, ref, str(path), fields, timeout_s=LOAD_LIMIT_S,
+        cleaned = run_task(tasks.clean, ref, str(path), fields, min_chars, timeout_s=LOAD_LIMIT_S,
                            doing="cleaning with clean_examples")
         report = cleaned["report"]
         summary = st.columns(3)
@@ -89,6 +102,7 @@ def draw(ref: LessonRef, store: Store) -> None:
         summary[2].metric("Removed", report.get("rows_in", loaded["count"]) - report.get("rows_out", cleaned["count"]))
         st.altair_chart(bar_chart(cleaning_rows(report), x="step", y="rows", colour="kind", horizontal=True,
                                   title="What clean_examples repaired and removed"), width="stretch")
+        draw_removed(ref, path, fields, min_chars, report)
         examples = report.get("examples") or {}
         with st.expander("Examples of each repair and removal"):
             for name, items in examples.items():
@@ -103,19 +117,19 @@ def draw(ref: LessonRef, store: Store) -> None:
 
     st.markdown("#### Formatted for training")
     with friendly("formatting with format_example and prompt_for"):
-        first = run_task(tasks.formatted, ref, str(path), fields, template,
+        first = run_task(tasks.formatted, ref, str(path), fields, template, min_chars,
                          doing="formatting with format_example and prompt_for")
         st.code(first["text"], language="text", wrap_lines=True)
         st.caption("The prompt the model will be given for this row (the template cut before its last field):")
         st.code(first["prompt"], language="text", wrap_lines=True)
     with friendly("splitting with prepare_own_splits"):
-        splits = run_task(tasks.splits, ref, str(path), fields, template, timeout_s=LOAD_LIMIT_S,
+        splits = run_task(tasks.splits, ref, str(path), fields, template, min_chars, timeout_s=LOAD_LIMIT_S,
                           doing="splitting with prepare_own_splits")
         columns = st.columns(2)
         columns[0].metric("Train", splits["train"])
         columns[1].metric("Validation", splits["validation"])
     with friendly("choosing prompts with comparison_prompts"):
-        prompts = run_task(tasks.comparison_prompts, ref, str(path), fields, template,
+        prompts = run_task(tasks.comparison_prompts, ref, str(path), fields, template, min_chars,
                            doing="choosing prompts with comparison_prompts")
         st.markdown("#### Prompts to compare the base, recipe and your own model on")
         st.dataframe([{"kind": p["kind"], "prompt": p["prompt"], "expected": p.get("expected", "")} for p in prompts],
@@ -123,6 +137,41 @@ def draw(ref: LessonRef, store: Store) -> None:
         st.session_state["stage7_clean_file"] = str(path)
         draw_training(store, path, template, fields)
         draw_comparison(store, prompts)
+
+
+def save_upload(name: str, data: bytes) -> Path | None:
+    """Keep an uploaded file under the lab's home, ``uploads/``; one past the size limit is refused, unsaved."""
+    if len(data) > LIMITS.own_dataset_max_bytes:
+        st.error(f"{Path(name).name} is {len(data):,} bytes: the limit is {LIMITS.own_dataset_max_bytes:,} "
+                 "(own_dataset_max_bytes in lessons/engine/limits.py). It was not saved.")
+        return None
+    folder = lab_home() / "uploads"
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / Path(name).name
+    partial = target.with_name(f".{target.name}.partial")
+    partial.write_bytes(data)
+    partial.replace(target)  # all or nothing: a reader never sees half a file
+    return target
+
+
+def draw_removed(ref: LessonRef, path: Path, fields: list[str], min_chars: int, report: dict) -> None:
+    """Which rows were removed as blank or too short, their shortest field, and the min_chars that keeps them."""
+    removed_count = sum((report.get("removed") or {}).get(reason, 0) for reason in ("blank", "too_short"))
+    if not removed_count:
+        return
+    with friendly("listing the removed rows with clean_examples"):
+        removed = run_task(tasks.removed_blank_or_short, ref, str(path), fields, min_chars, timeout_s=LOAD_LIMIT_S,
+                           doing="listing the removed rows with clean_examples")
+        keep_all = shortest_keeping_all(removed)
+        short = [row for row in removed if row["reason"] == "too_short"]
+        if short:
+            fields_named = sorted({row["field"] for row in short})
+            st.warning(f"{len(short)} rows removed as too short (shortest field under {min_chars} characters), "
+                       f"mostly in: {', '.join(fields_named)}. With the shortest field kept at {keep_all}, "
+                       "they would stay; is that text long enough to teach the model something?")
+        st.dataframe(removed, hide_index=True, column_config={
+            "row": "row (1 = first data row)", "reason": "why removed", "field": "shortest field",
+            "shortest": "its characters", "text": "the row's fields"})
 
 
 def draw_training(store: Store, path: Path, template: str, fields: list[str]) -> None:
