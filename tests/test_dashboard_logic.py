@@ -58,10 +58,26 @@ def test_the_lesson_falls_back_to_the_learner_file_when_the_reference_is_withhel
     ("Use ``x``.", "Use `x`."),
     ("Like this::\n\n    a = 1\n\nthen more.", "Like this:\n\n```\na = 1\n```\n\nthen more."),
     ("1. a list item::\n\n       x = 1\n\n   still the item.",
-     "1. a list item:\n\n```\nx = 1\n```\n\n   still the item."),
+     "1. a list item:\n\n   ```\n   x = 1\n   ```\n\n   still the item."),
 ])
 def test_docstring_markdown(source, expected):
     assert lesson.docstring_markdown(source) == expected
+
+
+def test_stage2s_numbered_list_keeps_its_numbers_after_the_code_block_in_item_3():
+    """What the stage 2 page shows, parsed as CommonMark (Streamlit's Markdown): one list, 1 to 5, the block in 3."""
+    from markdown_it import MarkdownIt
+
+    tokens = MarkdownIt("commonmark").parse(lesson.lesson_text(STAGES_BY_KEY["stage2"]).markdown)
+    lists = [token for token in tokens if token.type == "ordered_list_open"]
+    assert len(lists) == 1, "a code block that leaves its item starts a second list, numbered 1 again"
+    start = tokens.index(lists[0])
+    end = next(index for index, token in enumerate(tokens) if token.type == "ordered_list_close")
+    items = [index for index in range(start, end) if tokens[index].type == "list_item_open"
+             and tokens[index].level == lists[0].level + 1]
+    assert len(items) == 5
+    fence = next(index for index, token in enumerate(tokens) if token.type == "fence")
+    assert items[2] < fence < items[3] and "RECIPE: Pancakes" in tokens[fence].content
 
 
 # -- check status --------------------------------------------------------------------------

@@ -37,6 +37,8 @@ def docstring_markdown(text: str) -> str:
 
     A literal block is every line after ``::`` indented deeper than the line that
     introduced it (blank lines included); it ends at the first line that is not.
+    Its fence is indented as the text that introduced it, so a block inside
+    ``3. …`` stays inside item 3 and the list goes on numbering 4, 5 after it.
     """
     text = re.sub(r"``(.+?)``", r"`\1`", text)
     out: list[str] = []
@@ -53,9 +55,10 @@ def docstring_markdown(text: str) -> str:
         while lines and not lines[0].strip():
             lines.pop(0)
         cut = min((indent(line) for line in lines if line.strip()), default=0)
-        out.extend(["", "```"])
-        out.extend(line[cut:] for line in lines)
-        out.extend(["```", ""])
+        margin = " " * block_indent  # the list item's text starts there: the block belongs to the item
+        out.extend(["", margin + "```"])
+        out.extend((margin + line[cut:]) if line.strip() else "" for line in lines)
+        out.extend([margin + "```", ""])
 
     for line in text.splitlines():
         if block is not None:
