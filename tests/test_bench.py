@@ -283,3 +283,48 @@ def test_fast_trainable_tokens_give_the_same_outputs_and_gradients(tokenizer):
     assert any("trainable_tokens_delta" in name for name in slow_grads)
     for name, gradient in slow_grads.items():
         assert torch.allclose(gradient, fast_grads[name], atol=1e-5), name
+
+
+def test_the_trainable_tokens_replacement_is_checked_against_the_installed_peft():
+    """The replacement reaches into peft's TrainableTokensLayer, which is no public API: it is applied only to
+    a peft inside TRAINABLE_TOKENS_PEFT whose forward_adapters takes the parameters it was written for."""
+    from lessons.engine import training
+
+    problem = training.trainable_tokens_patch_problem()
+    assert problem is None, (f"{problem}. Compare lessons/engine/training.py's forward_adapters with this peft's "
+                             "(test_fast_trainable_tokens_give_the_same_outputs_and_gradients), then widen "
+                             "TRAINABLE_TOKENS_PEFT")
+    assert "outside" in training.trainable_tokens_patch_problem(version="0.22.0")
+
+    class ChangedSignature:
+        def forward_adapters(self, x, adapter_names, *args, **kwargs):
+            return x
+
+        def _get_embed_scale(self):
+            return None
+
+    class NoEmbedScale:
+        def forward_adapters(self, x, active_adapters, *args, **kwargs):
+            return x
+
+    assert "forward_adapters takes" in training.trainable_tokens_patch_problem(layer=ChangedSignature)
+    assert "_get_embed_scale" in training.trainable_tokens_patch_problem(layer=NoEmbedScale)
+
+
+def test_an_unchecked_peft_runs_its_own_code_with_one_warning(monkeypatch):
+    import warnings
+
+    from peft.tuners.trainable_tokens.layer import TrainableTokensLayer
+
+    from lessons.engine import training
+
+    monkeypatch.setattr(training, "trainable_tokens_patch_problem", lambda: "peft 9.9.9 is outside >=0.21.2,<0.22")
+    monkeypatch.setattr(training, "_ORIGINAL_TRAINABLE_TOKENS_FORWARD", None)
+    monkeypatch.setattr(training, "_TRAINABLE_TOKENS_WARNED", False)
+    before = TrainableTokensLayer.forward_adapters
+    with pytest.warns(RuntimeWarning, match="peft 9.9.9 is outside .*peft's own"):
+        assert not training.speed_up_trainable_tokens()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once is enough
+        assert not training.speed_up_trainable_tokens()
+    assert TrainableTokensLayer.forward_adapters is before

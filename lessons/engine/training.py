@@ -262,6 +262,50 @@ def init_end_from_eos(model, tokenizer) -> dict | None:
 
 
 _ORIGINAL_TRAINABLE_TOKENS_FORWARD = None
+_TRAINABLE_TOKENS_WARNED = False
+# The peft releases the replacement below was compared with (tests/test_bench.py); outside them peft runs unpatched.
+TRAINABLE_TOKENS_PEFT = ">=0.21.2,<0.22"
+# forward_adapters's parameters as peft 0.21 declares them: (name, kind).
+_TRAINABLE_TOKENS_PARAMETERS = [("self", "POSITIONAL_OR_KEYWORD"), ("x", "POSITIONAL_OR_KEYWORD"),
+                                ("active_adapters", "POSITIONAL_OR_KEYWORD"), ("args", "VAR_POSITIONAL"),
+                                ("kwargs", "VAR_KEYWORD")]
+
+
+def trainable_tokens_patch_problem(version: str | None = None, layer: type | None = None) -> str | None:
+    """Why ``speed_up_trainable_tokens`` must leave this peft alone, in plain words; None when it may replace it.
+
+    The replacement reaches into peft's ``TrainableTokensLayer`` (not a public API), so it is only applied
+    to a peft inside ``TRAINABLE_TOKENS_PEFT`` whose ``forward_adapters`` still takes the same parameters and
+    whose layer still has what the replacement reads. ``version`` and ``layer`` default to the installed ones.
+    """
+    import inspect
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed_version
+
+    from packaging.specifiers import SpecifierSet
+
+    try:
+        version = version or installed_version("peft")
+    except PackageNotFoundError:
+        return "peft is not installed"
+    if version not in SpecifierSet(TRAINABLE_TOKENS_PEFT):
+        return (f"peft {version} is outside {TRAINABLE_TOKENS_PEFT}, the releases the faster trainable-token "
+                f"rows were checked against")
+    if layer is None:
+        try:
+            from peft.tuners.trainable_tokens.layer import TrainableTokensLayer as layer
+        except ImportError:
+            return f"peft {version} has no peft.tuners.trainable_tokens.layer.TrainableTokensLayer"
+    method = getattr(layer, "forward_adapters", None)
+    try:
+        parameters = [(p.name, p.kind.name) for p in inspect.signature(method).parameters.values()]
+    except (TypeError, ValueError):
+        parameters = None
+    if parameters != _TRAINABLE_TOKENS_PARAMETERS:
+        return f"peft {version}'s TrainableTokensLayer.forward_adapters takes {parameters}, not the expected ones"
+    if not callable(getattr(layer, "_get_embed_scale", None)):
+        return f"peft {version}'s TrainableTokensLayer has no _get_embed_scale"
+    return None
 
 
 def speed_up_trainable_tokens() -> bool:
@@ -273,17 +317,26 @@ def speed_up_trainable_tokens() -> bool:
     frozen matrix does the bulk and only the trained rows go through their own small product: the
     embedding looks the trained rows up separately; the output layer's logits for them are replaced by
     ``x · row``. Identical results (``tests/test_bench.py`` compares outputs and gradients); measured
-    in the bench's speed ladder. Applied once per process; returns whether it is in place.
+    in the bench's speed ladder. Applied once per process, and only to the peft it was checked against
+    (``trainable_tokens_patch_problem``): any other peft runs its own code, with one warning. Returns
+    whether it is in place.
     """
-    global _ORIGINAL_TRAINABLE_TOKENS_FORWARD
-    try:
-        import torch
-        import torch.nn.functional as F
-        from peft.tuners.trainable_tokens.layer import TrainableTokensLayer
-    except ImportError:
-        return False
+    global _ORIGINAL_TRAINABLE_TOKENS_FORWARD, _TRAINABLE_TOKENS_WARNED
     if _ORIGINAL_TRAINABLE_TOKENS_FORWARD is not None:
         return True
+    problem = trainable_tokens_patch_problem()
+    if problem is not None:
+        if not _TRAINABLE_TOKENS_WARNED:
+            import warnings
+
+            warnings.warn(f"{problem}: training uses peft's own (slower, same results) trainable-token rows",
+                          RuntimeWarning, stacklevel=2)
+            _TRAINABLE_TOKENS_WARNED = True
+        return False
+    import torch
+    import torch.nn.functional as F
+    from peft.tuners.trainable_tokens.layer import TrainableTokensLayer
+
     original = TrainableTokensLayer.forward_adapters
 
     def forward_adapters(self, x, active_adapters, *args, **kwargs):
@@ -432,8 +485,8 @@ class PackingCollator:
     shape ``(1, total tokens)``, restarts ``position_ids`` at 0 for every recipe and
     labels every recipe's first token -100, so no recipe is asked to predict the
     next one's start. From the restarting positions transformers builds an
-    attention mask that keeps each recipe to itself, but (transformers 5.23,
-    ``masking_utils._preprocess_mask_arguments``) only when there is no KV cache,
+    attention mask that keeps each recipe to itself, but (as transformers 5.23 and 5.24
+    do it in ``masking_utils``) only when there is no KV cache,
     and a model whose config says ``use_cache=True`` (SmolLM2's does) makes one even
     while training: the recipes would then silently attend to each other.
     Every batch therefore also says ``use_cache=False``. ``tests/test_bench.py``
