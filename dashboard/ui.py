@@ -252,7 +252,7 @@ def stage_page(key: str) -> None:
 
 
 def draw_lock(lock: lesson_logic.Lock) -> None:
-    st.warning(f"🔒 This page is locked. {lock.message}", icon="🔒")
+    st.warning(f"This page is locked. {lock.message}", icon="🔒")
     if lock.failing:
         st.markdown("Checks still to pass:\n" + "\n".join(f"- {title}" for title in lock.failing))
     st.markdown("Open it by making every check of that stage pass, then run:")
@@ -273,6 +273,9 @@ def draw_lesson(stage: Stage, store: Store) -> None:
 
 
 def draw_checks(stage: Stage, store: Store) -> None:
+    if demo_mode():
+        draw_demo_checks(stage)
+        return
     st.subheader("Your checks")
     st.markdown(f"Complete `{relative_to_project(stage.learner_file)}`, then run the checks in a terminal "
                 "from the project folder, or with the button:")
@@ -281,11 +284,7 @@ def draw_checks(stage: Stage, store: Store) -> None:
     if st.button("▶ Run checks", key=f"{stage.key}_run_checks"):
         with st.spinner(f"Running {stage.check_command} …"):
             st.session_state[output_key] = lesson_logic.run_checks(stage)
-    result = st.session_state.get(output_key)
-    if result is not None:
-        label = "timed out" if result.timed_out else ("all passed" if result.ok else "some failed")
-        with st.expander(f"Output of `{result.command}` ({label})", expanded=False):
-            st.code(result.output[-20_000:] or "(no output)", language="text")
+    draw_check_output(st.session_state.get(output_key))
 
     progress = stage_progress(store, stage)
     summary = lesson_logic.status_summary(progress)
@@ -298,14 +297,39 @@ def draw_checks(stage: Stage, store: Store) -> None:
         with st.container(border=True):
             st.markdown(f"{row.icon} **{row.title}** — *{row.status}*")
             if row.headline and row.status != "passed":
-                st.code(row.headline, language="text")
+                st.code(row.headline, language="text", wrap_lines=True)
             if row.details:
                 with st.expander("Full report"):
-                    st.code(row.details, language="text")
+                    st.code(row.details, language="text", wrap_lines=True)
+
+
+def draw_check_output(result: lesson_logic.CheckCommandResult | None) -> None:
+    if result is not None:
+        label = "timed out" if result.timed_out else ("all passed" if result.ok else "some failed")
+        with st.expander(f"Output of `{result.command}` ({label})", expanded=False):
+            st.code(result.output[-20_000:] or "(no output)", language="text", wrap_lines=True)
+
+
+def draw_demo_checks(stage: Stage) -> None:
+    """Demo mode: the stage's checks run on the reference solution; the local learner's results are not shown."""
+    st.subheader("The checks (demo mode)")
+    st.info("Demo mode: this area shows the checks of the stage on the reference solution, not the results of "
+            "the learner using this machine. The button runs them on the reference (never counted as progress).",
+            icon="🎓")
+    command = f"{stage.check_command} --reference"
+    st.code(command, language="bash")
+    output_key = f"{stage.key}_demo_check_output"
+    if st.button("▶ Run checks on the reference", key=f"{stage.key}_run_reference_checks"):
+        with st.spinner(f"Running {command} …"):
+            st.session_state[output_key] = lesson_logic.run_checks(stage, extra_args=["--reference"])
+    draw_check_output(st.session_state.get(output_key))
+    for _, title in lesson_logic.declared_checks(stage):
+        with st.container(border=True):
+            st.markdown(f"• **{title}**")
 
 
 def draw_results(stage: Stage, store: Store) -> None:
-    st.subheader("Results of your code")
+    st.subheader("Results of the reference solution (demo mode)" if demo_mode() else "Results of your code")
     progress = stage_progress(store, stage)
     if not (demo_mode() or progress.status == PASSED):
         st.info("Your results appear here once every check of this stage passes: the charts are drawn from "

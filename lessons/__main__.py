@@ -95,7 +95,7 @@ def _handout(args) -> int:
     ignore = shutil.ignore_patterns(".git", ".venv", ".lab", "__pycache__", ".pytest_cache", "handout", "reference")
     shutil.copytree(PROJECT_ROOT, out, ignore=ignore, dirs_exist_ok=True)
     print(f"handout written to {out} (no lessons/reference/: the dashboard shows hints only, "
-          "and `pytest checks --reference` says the reference is withheld)")
+          "and `.venv/bin/python -m pytest checks --reference` says the reference is withheld)")
     return 0
 
 

@@ -51,7 +51,8 @@ surely, which is why duplicate titles go before the split.
 ``data_mess_report`` shows your work: what each field holds, how much markup,
 and how many recipes the filter removes and why. The dashboard charts it.
 
-Fill in the TODOs and blanks, top to bottom, then run ``pytest checks/stage2``.
+Fill in the TODOs and blanks, top to bottom, then run ``.venv/bin/python -m pytest checks/stage2``
+in the project folder.
 """
 from __future__ import annotations
 

@@ -75,7 +75,8 @@ details and anything else you would not publish. Use text you wrote yourself
 or text whose licence allows training and sharing the result; "found on the
 web" is not a licence.
 
-Fill in the TODOs and blanks, top to bottom, then run ``pytest checks/stage7``.
+Fill in the TODOs and blanks, top to bottom, then run ``.venv/bin/python -m pytest checks/stage7``
+in the project folder.
 """
 from __future__ import annotations
 

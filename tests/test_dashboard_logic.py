@@ -113,7 +113,8 @@ def test_stage_one_is_always_open_and_the_next_opens_when_it_passes(store):
     stage1, stage2 = STAGES_BY_KEY["stage1"], STAGES_BY_KEY["stage2"]
     assert lesson.lock_for(store, stage1, demo=False) is None
     lock = lesson.lock_for(store, stage2, demo=False)
-    assert lock.previous == stage1 and lock.command == "pytest checks/stage1" and "not been checked" in lock.message
+    assert lock.unfinished == stage1 and lock.command == ".venv/bin/python -m pytest checks/stage1"
+    assert "Finish stage 1 first" in lock.message and "not been checked" in lock.message
 
     record(store, "stage1", {"test_a": "passed", "test_b": "failed"})
     lock = lesson.lock_for(store, stage2, demo=False)
@@ -127,11 +128,21 @@ def test_stage_one_is_always_open_and_the_next_opens_when_it_passes(store):
     assert lesson.lock_for(store, STAGES_BY_KEY["stage7"], demo=True) is None, "demo mode opens everything"
 
 
+def test_a_lock_names_the_first_stage_not_passed_not_the_one_before(store):
+    record(store, "stage1")
+    lock = lesson.lock_for(store, STAGES_BY_KEY["stage4a"], demo=False)
+    assert lock.unfinished.key == "stage2" and lock.message.startswith("Finish stage 2 first")
+    assert lock.command == ".venv/bin/python -m pytest checks/stage2"
+    record(store, "stage2")
+    assert lesson.lock_for(store, STAGES_BY_KEY["stage4a"], demo=False).unfinished.key == "stage3"
+
+
 def test_next_step_is_the_first_stage_not_passed(store):
     from lessons.engine.progress import all_progress
 
     step = lesson.next_step(all_progress(store))
-    assert (step.stage.key, step.file, step.command) == ("stage1", "lessons/stage1_concepts.py", "pytest checks/stage1")
+    assert (step.stage.key, step.file, step.command) == ("stage1", "lessons/stage1_concepts.py",
+                                                         ".venv/bin/python -m pytest checks/stage1")
     record(store, "stage1")
     assert lesson.next_step(all_progress(store)).stage.key == "stage2"
 
@@ -162,7 +173,7 @@ def test_run_checks_runs_pytest_in_another_process_and_the_store_gets_the_result
     monkeypatch.setenv("LAB_HOME", str(tmp_path))
     monkeypatch.setenv("LAB_LEARNER", "checker")
     result = lesson.run_checks(STAGES_BY_KEY["stage1"], extra_args=["-k", "show_tokens"])
-    assert result.command == "pytest checks/stage1 -k show_tokens"
+    assert result.command == ".venv/bin/python -m pytest checks/stage1 -k show_tokens"
     assert result.returncode is not None and "stage1" in result.output
     with Store(tmp_path / "lab.sqlite", learner="checker") as store:
         run = store.latest_check_run("stage1")

@@ -88,7 +88,7 @@ def test_home_says_where_to_start_and_shows_the_tiers(learner):
     at = open_page()
     assert at.title[0].value == "🍳 LoRA Kitchen"
     assert "Start stage 1" in texts(at.markdown) and "lessons/stage1_concepts.py" in texts(at.markdown)
-    assert "pytest checks/stage1" in texts(at.code)
+    assert ".venv/bin/python -m pytest checks/stage1" in texts(at.code), "a command that works from a fresh shell"
     progress = at.dataframe[0].value
     assert list(progress["stage"]) == [stage.label for stage in STAGES]
     assert set(progress["status"]) == {"not started"} and list(progress["page"][:2]) == ["open", "locked"]
@@ -102,7 +102,7 @@ def test_home_follows_the_learners_progress(learner):
     seed("stage1")
     seed("stage2", {"test_one": "passed", "test_two": "failed"})
     at = open_page()
-    assert "Finish stage 2" in texts(at.markdown) and "pytest checks/stage2" in texts(at.code)
+    assert "Finish stage 2" in texts(at.markdown) and ".venv/bin/python -m pytest checks/stage2" in texts(at.code)
     progress = at.dataframe[0].value
     assert list(progress["status"][:3]) == ["passed", "failing", "not started"]
     whole = len(stage_checks("stage1"))
@@ -120,13 +120,18 @@ def test_a_stage_page_is_locked_until_the_stage_before_passes(learner, stage):
     previous = STAGES[STAGES.index(stage) - 1]
     at = open_page(stage.key)
     assert at.title[0].value.startswith(f"Stage {stage.label} — ")
-    assert "locked" in texts(at.warning) and f"Stage {previous.label}" in texts(at.warning)
-    assert f"pytest checks/{previous.key}" in texts(at.code)
+    warning = texts(at.warning)
+    assert "locked" in warning and "Finish stage 1 first" in warning, "nothing passed yet: stage 1 comes first"
+    assert "🔒 This page" not in warning, "one lock icon: the box's own"
+    assert ".venv/bin/python -m pytest checks/stage1" in texts(at.code), "a command that works from a fresh shell"
     assert "Your checks" not in texts(at.subheader), "a locked page shows no lesson work"
 
+    for earlier in STAGES[:STAGES.index(previous)]:
+        seed(earlier.key)
     seed(previous.key, {"test_good": "passed", "test_bad": "failed"})
     at = open_page(stage.key)
-    assert "has checks still failing" in texts(at.warning)
+    assert f"Finish stage {previous.label} first" in texts(at.warning) and "has checks still failing" in texts(at.warning)
+    assert f".venv/bin/python -m pytest checks/{previous.key}" in texts(at.code)
     assert "test_bad in words" in texts(at.markdown) and "test_good in words" not in texts(at.markdown)
 
     seed(previous.key)
@@ -140,13 +145,21 @@ def test_a_stage_page_is_locked_until_the_stage_before_passes(learner, stage):
     for _, title in lesson.declared_checks(stage):
         assert f"**{title}** — *not started*" in texts(at.markdown)
     assert "Your results appear here once every check of this stage passes" in texts(at.info)
-    assert f"pytest checks/{stage.key}" in texts(at.code)
+    assert f".venv/bin/python -m pytest checks/{stage.key}" in texts(at.code)
     assert len(at.text_area) == len([b for b in at.button if b.label == "Save answer"]) >= 2
 
 
-def test_demo_mode_opens_every_page(learner):
+def test_demo_mode_opens_every_page_and_shows_no_check_results_of_the_local_learner(learner):
+    seed("stage7", {"test_mine": "failed"})  # the learner using this machine has a failing stage 7 check
     at = open_page("stage7", demo=True)
     assert "Demo mode" in texts(at.info) and "locked" not in texts(at.warning)
+    assert "Your checks" not in texts(at.subheader) and "The checks (demo mode)" in texts(at.subheader)
+    assert "test_mine in words" not in texts(at.markdown) + texts(at.code), "not the local learner's results"
+    assert "Failing:" not in texts(at.info)
+    assert "this area shows the checks of the stage on the reference solution" in texts(at.info)
+    assert ".venv/bin/python -m pytest checks/stage7 --reference" in texts(at.code)
+    for _, title in lesson.declared_checks(STAGES_BY_KEY["stage7"]):
+        assert f"**{title}**" in texts(at.markdown)
 
 
 def test_the_sidebar_toggle_turns_demo_mode_on_and_it_survives_a_page_switch(learner):
@@ -179,6 +192,8 @@ def test_check_results_show_the_learners_message_first_and_fold_the_traceback(le
     code = texts(at.code)
     assert "show_tokens: the ids are wrong.\n  expected: [1, 2]" in code
     assert "RuntimeError: boom" in code
+    boxes = [box for box in at.code if "show_tokens: the ids are wrong" in box.value or "boom" in box.value]
+    assert boxes and all(box.proto.wrap_lines for box in boxes), "a long line wraps, it does not run off the box"
     full = [e for e in at.expander if e.label == "Full report"]
     assert len(full) == 1 and "Traceback" in texts(full[0].code)
     assert "Failing: 1 of 4 checks pass." in texts(at.info)
@@ -190,13 +205,14 @@ def test_the_run_checks_button_runs_them_and_shows_the_output(learner, monkeypat
     def fake_run_checks(stage, **kwargs):
         calls.append(stage.key)
         seed(stage.key)  # what a whole run of the stage records
-        return lesson.CheckCommandResult(f"pytest checks/{stage.key}", 0, "2 passed in 0.1s")
+        return lesson.CheckCommandResult(stage.check_command, 0, "2 passed in 0.1s")
 
     monkeypatch.setattr(lesson, "run_checks", fake_run_checks)
     at = open_page("stage1")
     at.button(key="stage1_run_checks").click().run()
     assert calls == ["stage1"]
-    assert any(e.label.startswith("Output of `pytest checks/stage1` (all passed)") for e in at.expander)
+    assert any(e.label.startswith("Output of `.venv/bin/python -m pytest checks/stage1` (all passed)")
+               for e in at.expander)
     assert "2 passed in 0.1s" in texts(at.code)
     assert f"Passed: all {len(stage_checks('stage1'))} checks pass" in texts(at.success)
 

@@ -180,21 +180,22 @@ def status_summary(progress: StageProgress) -> str:
 # -- locks ---------------------------------------------------------------------------------
 @dataclass
 class Lock:
-    """Why a stage page is closed, and what opens it."""
+    """Why a stage page is closed, and what opens it: the first stage not passed yet."""
 
-    previous: Stage
+    unfinished: Stage
     status: str
     failing: list[str] = field(default_factory=list)
 
     @property
     def command(self) -> str:
-        return self.previous.check_command
+        return self.unfinished.check_command
 
     @property
     def message(self) -> str:
         what = {NOT_STARTED: "has not been checked yet", CHANGED: "changed since its checks last passed",
                 FAILING: "has checks still failing"}.get(self.status, self.status)
-        return f"Stage {self.previous.label} ({self.previous.title}) {what}."
+        return (f"Finish stage {self.unfinished.label} first: stage {self.unfinished.label} "
+                f"({self.unfinished.title}) {what}.")
 
 
 def previous_stage(stage: Stage) -> Stage | None:
@@ -203,15 +204,20 @@ def previous_stage(stage: Stage) -> Stage | None:
 
 
 def lock_for(store: Store, stage: Stage, *, demo: bool) -> Lock | None:
-    """None when the page is open: stage 1, demo mode, or the previous stage passed."""
+    """None when the page is open: stage 1, demo mode, or the previous stage passed.
+
+    A closed page names the first stage before it that has not passed (stage 2 for a
+    learner on the stage 4A page who passed only stage 1), since that is the one to do next.
+    """
     previous = previous_stage(stage)
-    if demo or previous is None:
+    if demo or previous is None or stage_progress(store, previous).unlocked_next:
         return None
-    progress = stage_progress(store, previous)
-    if progress.unlocked_next:
-        return None
-    failing = [row.title for row in check_rows(progress.last_run) if row.status != "passed"]
-    return Lock(previous, progress.status, failing)
+    for earlier in STAGES[:STAGES.index(stage)]:
+        progress = stage_progress(store, earlier)
+        if not progress.unlocked_next:
+            failing = [row.title for row in check_rows(progress.last_run) if row.status != "passed"]
+            return Lock(earlier, progress.status, failing)
+    return None  # unreachable: the previous stage is among them
 
 
 # -- what to do next --------------------------------------------------------------------------
@@ -257,7 +263,7 @@ def run_checks(stage: Stage, *, timeout: float = CHECK_TIMEOUT_S, extra_args: li
                "-p", "no:cacheprovider", *(extra_args or [])]
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH", "")]))
-    shown = f"pytest checks/{stage.key}" + (" " + " ".join(extra_args) if extra_args else "")
+    shown = stage.check_command + (" " + " ".join(extra_args) if extra_args else "")
     try:
         done = subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
                               timeout=timeout, stdin=subprocess.DEVNULL)

@@ -29,7 +29,8 @@ class Stage:
 
     @property
     def check_command(self) -> str:
-        return f"pytest checks/{self.key}"
+        """The command a learner types in the project folder, from a fresh shell (no venv activated)."""
+        return f".venv/bin/python -m pytest checks/{self.key}"
 
 
 STAGES: list[Stage] = [

@@ -21,7 +21,8 @@ Pieces of text are *tokens*, not words: common words are one token, rare
 words are split into sub-words ("Pancakes" → "ĠPanc" + "akes"; the "Ġ" marks a
 space in front). The model only ever sees token ids, numbers like 5678.
 
-Fill in the TODOs and blanks, top to bottom, then run ``pytest checks/stage1``.
+Fill in the TODOs and blanks, top to bottom, then run ``.venv/bin/python -m pytest checks/stage1``
+in the project folder.
 """
 from __future__ import annotations
 

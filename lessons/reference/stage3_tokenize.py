@@ -35,7 +35,8 @@ Three problems stand between formatted recipes and a training batch:
    pad token *is* eos here, and padding is left out of the loss: the model
    would never be taught to produce it.)
 
-Fill in the TODOs, top to bottom, then run ``pytest checks/stage3``.
+Fill in the TODOs, top to bottom, then run ``.venv/bin/python -m pytest checks/stage3``
+in the project folder.
 """
 from __future__ import annotations
 

@@ -54,7 +54,8 @@ to sum several small batches into one big one). A training loop therefore
 zeroes the gradients after each step; forget it, and step two pushes with
 step one's gradient still in it, and so on: the steps grow and point the wrong way.
 
-Fill in the TODOs top to bottom, then run ``pytest checks/stage4a``.
+Fill in the TODOs top to bottom, then run ``.venv/bin/python -m pytest checks/stage4a``
+in the project folder.
 """
 from __future__ import annotations
 

@@ -69,7 +69,8 @@ through it 128 positions at a time, with the same result.
 ``python -m lessons bench`` measures each piece against the original recipe;
 the dashboard draws it (the figures are in ``docs/benchmarks.md``).
 
-Fill in the TODOs top to bottom, then run ``pytest checks/stage4b``.
+Fill in the TODOs top to bottom, then run ``.venv/bin/python -m pytest checks/stage4b``
+in the project folder.
 """
 from __future__ import annotations
 

@@ -49,7 +49,8 @@ copy training recipes word for word, or answer a programming question with a
 soup. Hence the other measures here: format adherence, stop rate,
 memorisation of training titles, and an off-topic probe.
 
-Fill in the TODOs top to bottom, then run ``pytest checks/stage5``.
+Fill in the TODOs top to bottom, then run ``.venv/bin/python -m pytest checks/stage5``
+in the project folder.
 """
 from __future__ import annotations
 

@@ -42,7 +42,8 @@ distribution you draw from; the text gets more surprising to the model itself.
 That is not imagination, it is dice with flatter odds: a little (t ≈ 0.7,
 p ≈ 0.9) avoids loops, a lot produces nonsense. The sweep at the end shows it.
 
-Fill in the TODOs top to bottom, then run ``pytest checks/stage6``.
+Fill in the TODOs top to bottom, then run ``.venv/bin/python -m pytest checks/stage6``
+in the project folder.
 """
 from __future__ import annotations
 
