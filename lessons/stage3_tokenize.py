@@ -31,7 +31,10 @@ Three problems stand between formatted recipes and a training batch:
    as a *special* token it becomes one new id that is never split and that
    ``decode(..., skip_special_tokens=True)`` hides. A new token needs a new
    row in the model's embedding table: *resize the embeddings*, or that id
-   points past the end of the table. (Why not simply stop at eos? Because the
+   points past the end of the table. transformers then says "The new
+   embeddings will be initialized from a multivariate normal distribution…":
+   the new row starts as random numbers near the average of the other rows,
+   which is what we want. (Why not simply stop at eos? Because the
    pad token *is* eos here, and padding is left out of the loss: the model
    would never be taught to produce it.)
 

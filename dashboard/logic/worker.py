@@ -47,6 +47,7 @@ from types import ModuleType
 from typing import Any, Callable
 
 from lessons.engine.paths import relative_to_project
+from lessons.engine.quiet import quiet_library_notices
 
 from dashboard.logic.friendly import FriendlyError, friendly_error, is_lesson_file
 from dashboard.logic.kernel import MAX_ANSWER_BYTES, LessonRef
@@ -194,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stacks", required=True, help="where faulthandler writes the stacks")
     parser.add_argument("--parent", type=int, required=True, help="the server's process id")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    quiet_library_notices()  # the server's terminal shows the learner's errors, not notices for library authors
     stacks = open(args.stacks, "a", encoding="utf-8")  # noqa: SIM115 - open for the process's whole life
     faulthandler.enable(file=stacks, all_threads=True)
     faulthandler.register(signal.SIGUSR1, file=stacks, all_threads=True)

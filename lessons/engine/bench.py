@@ -55,6 +55,7 @@ from typing import Any, Callable
 
 from .constants import END_MARKER, PROMPT_TEMPLATE
 from .flops import PEAK_ENV, peak_flops, training_flops
+from .quiet import quiet_library_notices
 
 IGNORE_INDEX = -100  # the label cross-entropy skips
 
@@ -814,6 +815,7 @@ def main(argv: list[str] | None = None) -> int:
     values.update({item.name: getattr(args, item.name) for item in fields(BenchSettings)
                    if getattr(args, item.name) is not None})
     settings = BenchSettings(**values)
+    quiet_library_notices()  # the table and its lines, not notices for library authors
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

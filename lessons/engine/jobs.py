@@ -47,6 +47,7 @@ import psutil
 
 from .errors import LabError
 from .paths import PROJECT_ROOT, lab_home
+from .quiet import quiet_library_notices
 from .store import Store
 
 # The stages whose code a training run uses: data, tokenizing, the collator, LoRA.
@@ -407,6 +408,7 @@ def plain_values(summary: dict) -> dict:
 def run_job(run_id: str, *, store_path: str | None = None, learner: str | None = None,
             resume: bool = False) -> int:
     """What ``python -m lessons.engine.jobs run RUN_ID`` does: train, and record how it ended."""
+    quiet_library_notices()  # the job's log is on the stage 4B page: the learner's numbers, not library notices
     store = Store(store_path, learner=learner)
     run = store.run(run_id)
     if run is None:

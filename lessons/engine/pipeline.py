@@ -20,12 +20,12 @@ from __future__ import annotations
 import argparse
 import math
 import time
-import warnings
 from dataclasses import asdict, dataclass, field, fields
 
 from .errors import LabError
 from .modules import load_stage_module
 from .paths import lab_home
+from .quiet import quiet_library_notices
 from .store import Store
 
 
@@ -222,9 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         kind = float if option.name == "learning_rate" else type(option.default) if option.default is not None else str
         parser.add_argument("--" + option.name.replace("_", "-"), type=kind, default=None, help=option.metadata["help"])
     args = parser.parse_args(argv)
-    # Library deprecation notices are for library authors; the instructor reads the lesson's numbers.
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", message=".*save_embedding_layers.*")
+    quiet_library_notices()  # the instructor reads the lesson's numbers, not notices for library authors
     overrides = {f.name: getattr(args, f.name) for f in fields(PipelineSettings) if getattr(args, f.name) is not None}
     settings = PipelineSettings.quick(**overrides) if args.quick else PipelineSettings(**overrides)
     learner = "demo" if args.reference else None
