@@ -78,3 +78,5 @@ def test_planted_mistake_is_caught(mistake, tmp_path):
         assert mistake.caught_by in failures, f"{mistake.caught_by} did not catch it; these did: {list(failures)}"
     for name, message in failures.items():
         assert "Traceback" not in message and message.strip(), f"{name} failed without a readable message"
+        if mistake.never_says:
+            assert mistake.never_says not in message, f"{name}'s message is about another mistake: {message}"

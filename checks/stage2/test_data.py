@@ -235,8 +235,14 @@ def test_format_recipe_recipenlg_strings(lesson):
            "the ingredients string was walked through one character at a time.",
            expected=MAC_AND_CHEESE.split("\n")[1], got=line,
            hint="Here ingredients is a str holding a list: what does a for-loop over a str give you?")
+    expect(not any(mark in line for mark in ("['", "']", '["', '"]')), lesson.format_recipe,
+           "the ingredients line shows a list's brackets and quotes.", expected=MAC_AND_CHEESE.split("\n")[1],
+           got=line, hint="What does str(['a', 'b']) look like? Which str method joins items?")
+    entity = "&amp;" in text or "&#" in text
     expect(text == MAC_AND_CHEESE, lesson.format_recipe, "a RecipeNLG row is not in the fixed format.",
-           expected=MAC_AND_CHEESE, got=text, hint="Is '&amp;' turned back into '&', in the title too?")
+           expected=MAC_AND_CHEESE, got=text,
+           hint="Is '&amp;' turned back into '&', in the title too?" if entity else
+           "Compare them line by line: which line differs, and which of your steps made it?")
     text = _text(lesson, sample("Peanut Butter Cookies"))
     expect(text == PEANUT_BUTTER_COOKIES, lesson.format_recipe, "a RecipeNLG row is not in the fixed format.",
            expected=PEANUT_BUTTER_COOKIES, got=text)

@@ -18,3 +18,4 @@ class Mistake:
     new: str            # ...replaced by this
     count: int = 1      # how many times `old` must appear (it is replaced everywhere)
     caught_by: str = "" # optional: a check name that must be among the failures
+    never_says: str = ""  # optional: words no failure's message may hold (a hint about another mistake)

@@ -6,7 +6,7 @@ MISTAKES = [
             caught_by="test_format_recipe_ends_with_end_marker"),
     Mistake("stage2", "prints the Python list (str(list)) instead of joining the ingredients",
             "ingredients=INGREDIENT_SEPARATOR.join(ingredients),", "ingredients=str(ingredients),",
-            caught_by="test_format_recipe_reads_like_a_recipe"),
+            caught_by="test_format_recipe_reads_like_a_recipe", never_says="&amp;"),
     Mistake("stage2", "loops over string-typed ingredients, one character at a time",
             'ingredients = as_list(example.get("ingredients"), drop_headers=True)\n'
             '    directions = as_list(example.get("directions"))\n',
