@@ -157,6 +157,7 @@ def apply_lora(model, config: LoraConfig):
     """
     # TODO: peft has one function that wraps a model with the adapters a LoraConfig describes: which?
     #       After wrapping, which parameters still have requires_grad=True? Print a few names.
+    #       The lines after this TODO use `lora_model`: your code must set it.
     raise todo()
     return lora_model
 
@@ -270,6 +271,7 @@ def train(model, tokenizer, train_dataset, eval_dataset, args: TrainingArguments
     data_collator = data_collator or DataCollatorForLanguageModeling(tokenizer=tokenizer, mlm=False)
     # TODO: Trainer takes the model, the args, both datasets, the data_collator, and the callbacks (as a list).
     #       Give it the tokenizer as processing_class, so checkpoints can be reloaded with it.
+    #       The lines after this TODO use `trainer`: your code must set it.
     raise todo()
     trainer.train(resume_from_checkpoint=resume_from_checkpoint)
     return trainer

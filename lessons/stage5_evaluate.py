@@ -140,6 +140,7 @@ def perplexity(model, tokenized_eval, *, batch_size: int = 8) -> float:
     # TODO: Which tokens should count towards the average: all of them, or only those with attention_mask == 1?
     #       If one batch holds 100 real tokens and another 2,000, should their losses weigh the same?
     #       Is perplexity exp of the total loss, or exp of the loss per token?
+    #       The lines after this TODO use `result`: your code must set it.
     raise todo()
     model.train(was_training)
     return result

@@ -19,6 +19,11 @@ becomes, in the learner file (``lessons/stage2_data.py``)::
         # TODO: How many ingredients make a recipe worth learning from?
         raise todo()
 
+The function's signature and docstring stay, and so does the code after the
+region. Where that code reads a name only the region's code sets
+(``return lora_model`` after a region that makes ``lora_model``), the TODO
+says so: the learner is never left to guess a name.
+
 A blank, one expression inside a line the learner completes, marked by a
 comment at the end of the line (an optional hint after ``--``)::
 
@@ -37,6 +42,7 @@ the file and line, never a silently wrong learner file.
 from __future__ import annotations
 
 import argparse
+import ast
 import re
 import sys
 from dataclasses import dataclass, field
@@ -83,16 +89,77 @@ def _enclosing_function(lines: list[str], index: int) -> str:
     return "<module>"
 
 
+def _stored_names(node: ast.AST) -> list[tuple[int, str]]:
+    """``(line, name)`` of every name ``node`` binds: assignments, loop and ``with`` targets, defs, imports."""
+    if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+        return [(node.lineno, node.id)]
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return [(node.lineno, node.name)]
+    if isinstance(node, (ast.Import, ast.ImportFrom)):
+        return [(node.lineno, (alias.asname or alias.name).split(".")[0]) for alias in node.names]
+    return []
+
+
+def names_set_only_inside(tree: ast.Module, begin: int, end: int) -> list[str]:
+    """The names the code after a region (``begin``..``end``, its marker lines) reads that only the region sets.
+
+    Looked for in the function that holds the region (the module for a region outside any function): a
+    name the function's parameters or its code before the region already set does not count.
+
+    >>> names_set_only_inside(ast.parse("def f(x):\\n    #\\n    y = x\\n    #\\n    return x, y\\n"), 2, 4)
+    ['y']
+    """
+    scope: ast.AST = tree
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.lineno < begin <= node.end_lineno:
+            if scope is tree or node.lineno > scope.lineno:
+                scope = node  # the innermost function around the region
+    before: set[str] = set()
+    if isinstance(scope, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        arguments = scope.args
+        before |= {a.arg for a in arguments.posonlyargs + arguments.args + arguments.kwonlyargs}
+        before |= {a.arg for a in (arguments.vararg, arguments.kwarg) if a is not None}
+    inside: set[str] = set()
+    read_after: list[tuple[int, int, str]] = []
+    for node in ast.walk(scope):
+        if node is scope:
+            continue
+        for line, name in _stored_names(node):
+            if line < begin:
+                before.add(name)
+            elif line < end:
+                inside.add(name)
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.lineno > end:
+            read_after.append((node.lineno, node.col_offset, node.id))
+    needed: list[str] = []
+    for _, _, name in sorted(read_after):
+        if name in inside and name not in before and name not in needed:
+            needed.append(name)
+    return needed
+
+
+def _names_line(names: list[str]) -> str:
+    quoted = [f"`{name}`" for name in names]
+    listed = quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
+    return f"The lines after this TODO use {listed}: your code must set {'it' if len(names) == 1 else 'them'}."
+
+
 def transform(source: str, filename: str = "<reference>") -> tuple[str, list[Exercise]]:
     """The learner version of a reference source, and the exercises in it.
 
-    >>> learner, exercises = transform("def f():\\n    ### BEGIN SOLUTION\\n    return 1\\n    ### END SOLUTION\\n")
+    >>> learner, exercises = transform(TODO_IMPORT + "\\ndef f():\\n    ### BEGIN SOLUTION\\n    return 1\\n"
+    ...                                "    ### END SOLUTION\\n")
     >>> print(learner)
+    from lessons.engine.todo import ___, todo
     def f():
         # TODO: write this part (the docstring above says what it must do).
         raise todo()
     <BLANKLINE>
     """
+    try:
+        tree = ast.parse(source, filename=filename)
+    except SyntaxError as error:
+        raise MarkerError(filename, error.lineno or 1, f"the reference is not valid Python: {error.msg}") from None
     lines = source.splitlines()
     out: list[str] = []
     exercises: list[Exercise] = []
@@ -116,8 +183,9 @@ def transform(source: str, filename: str = "<reference>") -> tuple[str, list[Exe
             if not region.solution:
                 raise MarkerError(filename, number, "an empty solution region")
             hints = region.hints or ["write this part (the docstring above says what it must do)."]
+            needed = names_set_only_inside(tree, region.reference_line, number)
             out.append(f"{region_indent}# TODO: {hints[0]}")
-            out.extend(f"{region_indent}#       {more}" for more in hints[1:])
+            out.extend(f"{region_indent}#       {more}" for more in hints[1:] + ([_names_line(needed)] if needed else []))
             out.append(f"{region_indent}raise todo()")
             region.learner_line = len(out)
             exercises.append(region)
