@@ -7,7 +7,8 @@ import json
 import pytest
 
 from dashboard.logic import classroom, lesson, stage_data, tiers
-from dashboard.logic.charts import loss_chart, token_chart, token_chips_html, visible
+from dashboard.logic.charts import (bar_chart, loss_chart, next_token_chart, nice_ticks, readable_token,
+                                    runs_loss_chart, token_chart, token_chips_html, visible)
 from dashboard.logic.friendly import friendly_error
 from dashboard.logic.questions import QUESTIONS
 from lessons.engine.stages import STAGES, STAGES_BY_KEY, file_hash
@@ -324,6 +325,43 @@ def test_loss_chart_calls_eval_validation():
     assert [(v["split"], v["loss"]) for v in values] == [("train", 3.0), ("validation", 3.2)]
 
 
+def test_loss_charts_count_steps_in_whole_numbers():
+    spec = loss_chart([{"step": 1, "split": "train", "loss": 3.0}, {"step": 3, "split": "train", "loss": 2.0}]).to_dict()
+    assert spec["encoding"]["x"]["axis"] == {"format": "d", "tickMinStep": 1}
+    rows = [{"run": "a", "split": "train", "step": 1, "loss": 3.0}]
+    assert runs_loss_chart(rows).to_dict()["encoding"]["x"]["axis"] == {"format": "d", "tickMinStep": 1}
+
+
+@pytest.mark.parametrize(("largest", "ticks"), [(0.47, [0, 0.1, 0.2, 0.3, 0.4, 0.5]), (3, [0, 1, 2, 3]),
+                                                (116, [0, 25, 50, 75, 100, 125]), (3011, [0, 1000, 2000, 3000, 4000])])
+def test_bar_charts_end_on_a_tick_above_the_tallest_bar(largest, ticks):
+    assert nice_ticks(largest) == ticks
+    spec = bar_chart([{"setting": "T=0 p=1", "repetition": largest / 2}, {"setting": "T=1.5 p=1", "repetition": largest}],
+                     x="setting", y="repetition").to_dict()
+    assert spec["encoding"]["y"]["scale"]["domain"] == [0, ticks[-1]] and spec["encoding"]["y"]["axis"]["values"] == ticks
+
+
+def test_the_next_token_chart_shows_eight_tokens_readably_with_its_whole_legend():
+    from dashboard.results.stage6 import distribution_rows
+
+    rows = [{"id": 100 + i, "text": f" w{i}", "before": 0.05, "after": 0.04, "kept": True} for i in range(12)]
+    rows[1] = {"id": 30, "text": "\ufffd", "token": "Â", "before": 0.1, "after": 0.1, "kept": True}  # ½'s first byte
+    spec = next_token_chart(distribution_rows(rows), title="fine-tuned").to_dict()
+    values = next(iter(spec["datasets"].values()))
+    tokens = list(dict.fromkeys(value["token"] for value in values))
+    assert tokens == ["·w0 (100)", "⟨C2⟩ (30)", *[f"·w{i} ({100 + i})" for i in range(2, 8)]]
+    assert spec["height"] <= 300
+    legend = spec["encoding"]["color"]["legend"]
+    assert legend["labelLimit"] == 0 and legend["orient"] == "top", "the legend's labels whole, not cut"
+
+
+@pytest.mark.parametrize(("text", "token", "shown"), [
+    ("\ufffd", "Â", "⟨C2⟩"), (" Panc", "ĠPanc", "·Panc"), ("ĠPanc", "", "·Panc"), ("½", "Â½", "½"),
+    ("a\n", "aĊ", "a↵"), ("\ufffd", "", "⟨?⟩")])
+def test_readable_token(text, token, shown):
+    assert readable_token(text, token) == shown
+
+
 @pytest.mark.parametrize(("seconds", "text"), [(None, "–"), (5.4, "5 s"), (245, "4 min 05 s"), (7300, "2 h 01 min")])
 def test_format_eta(seconds, text):
     assert stage_data.format_eta(seconds) == text
@@ -334,7 +372,8 @@ def test_rows_for_the_stage_results():
               "fields": {"title": {"types": {"str": 3}, "missing": 0, "empty": 1,
                                    "length_after_cleaning": {"median": 21}}}}
     assert stage_data.mess_rows(report) == [{"kind of mess": "HTML entities", "recipes": 55}]
-    assert stage_data.filter_rows(report)[-1] == {"what": "kept", "recipes": 3011, "outcome": "kept"}
+    assert stage_data.removal_rows(report) == [{"rule failed": "at least 3 ingredients", "recipes": 116}], \
+        "no 'kept' bar: beside 3,011 the removals would not show"
     assert stage_data.field_rows(report)[0]["types"] == "str × 3"
     assert stage_data.messy_example([{"title": "a"}, {"title": "b &amp; c"}]) == 1
     gradients = {"layers": [{"name": "model.embed_tokens", "grad_norm": 1.5},

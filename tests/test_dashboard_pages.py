@@ -8,6 +8,7 @@ file ``dashboard/app.py`` runs, then ``switch_page``.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import textwrap
 import time
@@ -242,6 +243,21 @@ def test_hints_say_so_when_the_reference_was_withheld(learner, monkeypatch):
     assert not [b for b in at.button if b.label == "Show a hint"]
 
 
+def test_a_handout_reveals_the_hint_and_the_partial_but_no_full_solution(learner, monkeypatch):
+    from dataclasses import replace
+
+    withheld = [replace(e, solution=[]) for e in lesson.exercises_for("stage1_concepts")]  # as in a handout
+    monkeypatch.setattr(lesson, "reference_available", lambda stage: False)
+    monkeypatch.setattr(lesson, "handout_hints_available", lambda stage: True)
+    monkeypatch.setattr(lesson, "exercises_for", lambda module: withheld)
+    at = open_page("stage1")
+    assert "full solutions were withheld" in texts(at.caption)
+    at.button(key="stage1_reveal_pick_device#1_hint").click().run()
+    at.button(key="stage1_reveal_pick_device#1_partial").click().run()
+    assert withheld[0].partial[0] in texts(at.code)
+    assert not [b for b in at.button if b.label == "Show the full solution"]
+
+
 def test_an_answer_is_saved_in_the_store_and_shown_again(learner):
     at = open_page("stage1")
     at.text_area(key="stage1_answer_q1").set_value("Cinnamon became two tokens.")
@@ -312,6 +328,9 @@ def test_stage2_results_draw_the_mess_and_a_clean_split(learner):
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Raw recipes"] == "3,129" and metrics["Kept by your filter"] == "3,011"
     assert metrics["Titles in both"] == "0"
+    specs = [chart.proto.spec for chart in charts(at)]
+    assert any("After filtering: recipes removed, by rule (3,011 kept)" in spec for spec in specs)
+    assert not any("removed and kept" in spec for spec in specs), "no kept bar that dwarfs the removals"
     assert "RECIPE: " in texts(at.code) and "[END]" in texts(at.code)
     with Store(learner=demo_of(learner)) as store:
         assert store.result("stage2", "data_mess_report")["kept"] == 3011
@@ -430,6 +449,8 @@ def test_stage6_shows_temperature_and_top_p_on_the_real_model(learner, monkeypat
     at = open_page("stage6", demo=True)
     assert not at.error, texts(at.error)
     assert len(charts(at)) == 2, "the toy logits and the real next-token distribution"
+    next_token = json.loads(charts(at)[1].proto.spec)
+    assert next_token["title"] == "base: the 8 most probable next tokens" and next_token["height"] <= 8 * 34
     assert any("of the 12 most probable tokens can still be drawn" in c for c in texts(at.caption).splitlines())
     at.slider(key="stage6_temperature").set_value(0.0).run()
     assert "base: 1 of the 12 most probable tokens can still be drawn." in texts(at.caption), "greedy keeps one"

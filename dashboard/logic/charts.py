@@ -6,17 +6,54 @@ return) and gives back an ``alt.Chart``; the pages only call ``st.altair_chart``
 from __future__ import annotations
 
 import hashlib
+import math
+import re
 from typing import Any, Iterable
 
 import altair as alt
 import pandas as pd
 
 SPLIT_COLORS = alt.Scale(domain=["train", "validation"], range=["#1f77b4", "#ff7f0e"])
+STEP_AXIS = alt.Axis(format="d", tickMinStep=1)  # optimizer steps are whole numbers: no tick at step 2.5
 
 
 def visible(text: str) -> str:
     """A token's text with its invisible parts shown: a space as ·, a newline as ↵, a tab as →."""
     return text.replace(" ", "·").replace("\n", "↵").replace("\t", "→") or "∅"
+
+
+def _byte_level_alphabet() -> dict[str, int]:
+    """GPT-2's byte-level BPE alphabet (SmolLM2 uses it too): the character that stands for each byte."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    codes, extra = list(printable), 0
+    for byte in range(256):
+        if byte not in printable:
+            printable.append(byte)
+            codes.append(256 + extra)
+            extra += 1
+    return {chr(code): byte for byte, code in zip(printable, codes)}
+
+
+BYTE_OF = _byte_level_alphabet()
+
+
+def readable_token(text: str, token: str = "") -> str:
+    """A token as a person can read it: ``visible(text)``, and a piece of a character as its bytes.
+
+    A byte-level BPE token can hold part of a character's UTF-8 bytes ("½" is two tokens, C2 and BD): decoded
+    alone it is "�", and its raw string ("Â") is mojibake. Either way it is shown as ``⟨C2⟩``. A raw
+    token string given as the text (``ĠPanc``) is read through the byte alphabet too: "·Panc".
+    """
+    if "\ufffd" in text and token and all(char in BYTE_OF for char in token):
+        raw = token  # the decoded text lost the bytes: read them from the token string
+    elif ("Ġ" in text or "Ċ" in text) and all(char in BYTE_OF for char in text):
+        raw = text   # the raw token string was given as the text
+    else:
+        raw = ""
+    if raw:
+        shown = bytes(BYTE_OF[char] for char in raw).decode("utf-8", errors="backslashreplace")
+        return visible(re.sub(r"\\x([0-9a-f]{2})", lambda match: f"⟨{match.group(1).upper()}⟩", shown))
+    return visible(text.replace("\ufffd", "⟨?⟩"))
 
 
 def token_colour(token_id: int) -> str:
@@ -70,7 +107,8 @@ def loss_chart(metrics: Iterable[dict], *, title: str = "Training and validation
                            else m["split"], "loss": m["loss"]}
                           for m in metrics if m.get("loss") is not None], columns=["step", "split", "loss"])
     line = alt.Chart(frame).mark_line(point=alt.OverlayMarkDef(size=25)).encode(
-        x=alt.X("step:Q", title="optimizer step"), y=alt.Y("loss:Q", title="loss", scale=alt.Scale(zero=False)),
+        x=alt.X("step:Q", title="optimizer step", axis=STEP_AXIS),
+        y=alt.Y("loss:Q", title="loss", scale=alt.Scale(zero=False)),
         color=alt.Color("split:N", scale=SPLIT_COLORS, title=None),
         tooltip=["step:Q", "split:N", alt.Tooltip("loss:Q", format=".3f")])
     return line.properties(height=300, title=title)
@@ -80,10 +118,23 @@ def runs_loss_chart(rows: list[dict], *, colour: str = "run", title: str = "Loss
     """Several runs' loss curves on one chart: rows with step, loss, split and a ``colour`` field."""
     frame = pd.DataFrame(rows, columns=sorted({"step", "loss", "split", colour} | set(rows[0] if rows else ())))
     return alt.Chart(frame).mark_line().encode(
-        x=alt.X("step:Q", title="optimizer step"), y=alt.Y("loss:Q", scale=alt.Scale(zero=False)),
+        x=alt.X("step:Q", title="optimizer step", axis=STEP_AXIS), y=alt.Y("loss:Q", scale=alt.Scale(zero=False)),
         color=alt.Color(f"{colour}:N"), strokeDash=alt.StrokeDash("split:N"),
         tooltip=[f"{colour}:N", "split:N", "step:Q", alt.Tooltip("loss:Q", format=".3f")],
     ).properties(height=320, title=title)
+
+
+def nice_ticks(largest: float, *, ticks: int = 5) -> list[float]:
+    """Round tick values from 0 to at least ``largest``, about ``ticks`` steps of 1, 2, 2.5 or 5 × 10^n.
+
+    The scale ends on the last one, so the tallest bar never rises past the top tick.
+    """
+    if not largest > 0 or not math.isfinite(largest):
+        return [0.0, 1.0]
+    magnitude = 10 ** math.floor(math.log10(largest / ticks))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= largest / ticks)
+    count = math.ceil(largest / step - 1e-9)
+    return [round(i * step, 10) for i in range(count + 1)]
 
 
 def bar_chart(rows: list[dict], *, x: str, y: str, colour: str | None = None, title: str = "",
@@ -97,7 +148,15 @@ def bar_chart(rows: list[dict], *, x: str, y: str, colour: str | None = None, ti
     else:
         category = alt.X(f"{x}:N", sort=sort, title=x,
                          axis=alt.Axis(labelAngle=-40 if long_labels else 0, labelLimit=200))
-    value = alt.Y(f"{y}:Q", title=y) if not horizontal else alt.X(f"{y}:Q", title=y)
+    values = pd.to_numeric(frame[y], errors="coerce") if y in frame else pd.Series(dtype=float)
+    stacked = bool(colour) and not grouped and colour in frame and x in frame
+    tallest = (values.groupby(frame[x].astype(str)).sum() if stacked else values).max() if len(values) else 0
+    if len(values) and values.min() >= 0 and tallest > 0:
+        ticks = nice_ticks(float(tallest))
+        scale, axis = alt.Scale(domain=[0, ticks[-1]], nice=False), alt.Axis(values=ticks)
+    else:
+        scale, axis = alt.Undefined, alt.Undefined
+    value = (alt.Y if not horizontal else alt.X)(f"{y}:Q", title=y, scale=scale, axis=axis)
     encoding: dict[str, Any] = {"x": category, "y": value} if not horizontal else {"y": category, "x": value}
     if colour:
         encoding["color"] = alt.Color(f"{colour}:N")
@@ -160,16 +219,24 @@ def temperature_chart(rows: list[dict], *, title: str, subtitle: str = "", heigh
                                                                           anchor="start", fontSize=15))
 
 
-def probability_chart(rows: list[dict], *, title: str = "Next-token probabilities", colour: str | None = None
-                      ) -> alt.Chart:
-    """Next-token candidates (``token``, ``probability``, optionally a group in ``colour``), most probable first."""
-    frame = pd.DataFrame(rows)
-    encoding: dict[str, Any] = {
-        "x": alt.X("probability:Q", scale=alt.Scale(domain=[0, 1])),
-        "y": alt.Y("token:N", sort="-x", title=None),
-        "tooltip": [c for c in frame.columns],
-    }
-    if colour:
-        encoding["color"] = alt.Color(f"{colour}:N")
-        encoding["yOffset"] = alt.YOffset(f"{colour}:N")
-    return alt.Chart(frame).mark_bar().encode(**encoding).properties(title=title)
+NEXT_TOKEN_BARS = 8  # tokens per model on the next-token chart: the rest hold little probability and much room
+NEXT_TOKEN_COLOURS = alt.Scale(domain=["the model's own", "after temperature and top-p"],
+                               range=["#9ecae1", "#08519c"])
+
+
+def next_token_chart(rows: list[dict], *, title: str, top: int = NEXT_TOKEN_BARS) -> alt.Chart:
+    """One model's most probable next tokens (``token``, ``probability``, ``as``): two bars each, before and after.
+
+    ``top`` tokens at most, in the rows' order (most probable first); the legend sits above the plot with
+    its labels whole, and the height follows the number of tokens.
+    """
+    tokens = list(dict.fromkeys(row["token"] for row in rows))[:top]
+    frame = pd.DataFrame([row for row in rows if row["token"] in tokens], columns=["token", "probability", "as"])
+    return alt.Chart(frame).mark_bar().encode(
+        x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format=".0%")),
+        y=alt.Y("token:N", sort=tokens, title=None, axis=alt.Axis(labelLimit=200, labelFontSize=13)),
+        yOffset=alt.YOffset("as:N", sort=NEXT_TOKEN_COLOURS.domain),
+        color=alt.Color("as:N", scale=NEXT_TOKEN_COLOURS, title=None,
+                        legend=alt.Legend(orient="top", labelLimit=0, direction="horizontal")),
+        tooltip=["token:N", "as:N", alt.Tooltip("probability:Q", format=".1%")],
+    ).properties(height=34 * max(1, len(tokens)), title=title)

@@ -49,8 +49,13 @@ def draw(ref: LessonRef, store: Store) -> None:
             st.altair_chart(bar_chart(stage_data.mess_rows(report), x="kind of mess", y="recipes", horizontal=True,
                                       title="Before cleaning: recipes with markup"), width="stretch")
         with right:
-            st.altair_chart(bar_chart(stage_data.filter_rows(report), x="what", y="recipes", colour="outcome",
-                                      horizontal=True, title="After filtering: removed and kept"), width="stretch")
+            removed = stage_data.removal_rows(report)  # kept is the metric above: beside 3,011 these bars vanish
+            if removed:
+                st.altair_chart(bar_chart(removed, x="rule failed", y="recipes", horizontal=True,
+                                          title=f"After filtering: recipes removed, by rule ({report['kept']:,} "
+                                                "kept)"), width="stretch")
+            else:
+                st.success(f"Your filter removed no recipe: all {report['kept']:,} kept.")
         with st.expander("What each field holds"):
             st.dataframe(stage_data.field_rows(report), hide_index=True)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard.logic.charts import bar_chart, probability_chart, temperature_chart
+from dashboard.logic.charts import NEXT_TOKEN_BARS, bar_chart, next_token_chart, readable_token, temperature_chart
 from dashboard.logic.kernel import LessonRef
 from dashboard.tasks import stage6 as tasks
 from dashboard.ui import LOAD_LIMIT_S, LONG_LIMIT_S, finetuned_choices, friendly, model_spec, run_task
@@ -20,15 +20,13 @@ DEFAULT_PROMPT = "RECIPE: Banana Pancakes\nINGREDIENTS:"
 TOY_LOGITS = [2.0, 1.0, 0.0]  # the lesson's own example: three tokens, scores 2, 1 and 0
 
 
-def distribution_rows(rows: list[dict], model_name: str) -> list[dict]:
-    """``next_token_distribution`` rows as chart rows: one bar before and one after per token."""
+def distribution_rows(rows: list[dict]) -> list[dict]:
+    """``next_token_distribution`` rows as chart rows: one bar before and one after per token, readable text."""
     out = []
     for row in rows:
-        token = str(row.get("text", row.get("id"))).replace("\n", "↵").replace(" ", "·") or "∅"
-        token = f"{token} ({row['id']})"
-        out.append({"token": token, "probability": float(row["before"]), "as": f"{model_name}: the model's own"})
-        out.append({"token": token, "probability": float(row["after"]),
-                    "as": f"{model_name}: after temperature and top-p"})
+        token = f"{readable_token(str(row.get('text', row.get('id'))), str(row.get('token') or ''))} ({row['id']})"
+        out.append({"token": token, "probability": float(row["before"]), "as": "the model's own"})
+        out.append({"token": token, "probability": float(row["after"]), "as": "after temperature and top-p"})
     return out
 
 
@@ -52,18 +50,19 @@ def draw(ref: LessonRef, store: Store) -> None:
     st.markdown("#### The next token, for real")
     prompt = st.text_area("Prompt", DEFAULT_PROMPT, key="stage6_prompt", height=70)
     models = [("base", None)] + [(f"fine-tuned ({run_id})", run_id) for run_id in finetuned_choices(store)[-1:]]
-    rows: list[dict] = []
-    for name, run_id in models:
-        with friendly(f"asking the {name} model with next_token_distribution"):
+    columns = st.columns(len(models))
+    for column, (name, run_id) in zip(columns, models):
+        with column, friendly(f"asking the {name} model with next_token_distribution"):
             distribution = run_task(tasks.distribution, ref, model_spec(run_id), prompt, temperature=temperature,
                                     top_p=top_p, k=12, timeout_s=LOAD_LIMIT_S,
                                     doing=f"asking the {name} model with next_token_distribution")
-            rows += distribution_rows(distribution, name.split(" ")[0])
+            rows = distribution_rows(distribution)
+            st.altair_chart(next_token_chart(rows, title=f"{name.split(' ')[0]}: the {NEXT_TOKEN_BARS} most "
+                                                         "probable next tokens"), width="stretch")
             kept = sum(bool(row.get("kept")) for row in distribution)
-            st.caption(f"{name}: {kept} of the 12 most probable tokens can still be drawn.")
-    if rows:
-        st.altair_chart(probability_chart(rows, colour="as", title="The 12 most probable next tokens"),
-                        width="stretch")
+            pieces = " A token shown as ⟨C2⟩ is one byte of a character written with several tokens." \
+                if any("⟨" in row["token"] for row in rows) else ""
+            st.caption(f"{name}: {kept} of the 12 most probable tokens can still be drawn.{pieces}")
 
     st.markdown("#### Your generation loop")
     name = st.selectbox("Model", [name for name, _ in models], key="stage6_model")

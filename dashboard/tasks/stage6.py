@@ -21,8 +21,12 @@ def distribution(ref: LessonRef, spec: dict | None, prompt: str, *, temperature:
                  k: int) -> list[dict]:
     """Task: ``next_token_distribution`` on the base model (``spec`` None) or a run's fine-tuned model."""
     model, tokenizer = model_for(spec)
-    return plain(worker.lesson(ref).next_token_distribution(model, tokenizer, prompt, temperature=temperature,
+    rows = plain(worker.lesson(ref).next_token_distribution(model, tokenizer, prompt, temperature=temperature,
                                                             top_p=top_p, k=k))
+    for row in rows:  # the token's own string too: a piece of a character decodes to "�", its bytes are there
+        if isinstance(row, dict) and isinstance(row.get("id"), int):
+            row["token"] = tokenizer.convert_ids_to_tokens(row["id"])
+    return rows
 
 
 def custom_recipe(ref: LessonRef, spec: dict | None, prompt: str, settings: dict) -> str:
