@@ -350,7 +350,8 @@ def draw_results(stage: Stage, store: Store) -> None:
 
 def draw_hints(stage: Stage, store: Store) -> None:
     st.subheader("Stuck? Hints")
-    if not lesson_logic.reference_available(stage):
+    with_reference = lesson_logic.reference_available(stage)
+    if not with_reference and not lesson_logic.handout_hints_available(stage):
         st.info("The reference solutions were withheld in this copy of the lab, so hints, partial and full "
                 "solutions cannot be revealed here. The first hint of each TODO is the comment above it in "
                 f"{relative_to_project(stage.learner_file)}; ask your instructor for more.")
@@ -359,8 +360,12 @@ def draw_hints(stage: Stage, store: Store) -> None:
     if not exercises:
         st.caption("This stage has no exercises.")
         return
-    st.caption("Each reveal goes one step further: a hint (a question), then part of the solution, then all of it. "
-               "Try the hint first.")
+    if with_reference:
+        st.caption("Each reveal goes one step further: a hint (a question), then part of the solution, then all of "
+                   "it. Try the hint first.")
+    else:
+        st.caption("Each reveal goes one step further: a hint (a question), then part of the solution. The full "
+                   "solutions were withheld in this copy of the lab. Try the hint first.")
     revealed = lesson_logic.revealed_levels(store, stage)
     for item in exercises:
         level = revealed.get(item.key, 0)

@@ -88,14 +88,21 @@ def _registry(args) -> int:
 
 
 def _handout(args) -> int:
-    """Copy the project without the reference solutions (for instructors who withhold them)."""
+    """Copy the project without the full solutions (for instructors who withhold them).
+
+    The reference solutions stay behind; their hints and partial solutions go along as
+    ``lessons/hints/*.json``, so the dashboard still reveals those two steps.
+    """
+    from .engine.blanks import write_hints
+
     out = Path(args.out).resolve()
     if out.exists() and any(out.iterdir()):
         raise LabError(f"{out} exists and is not empty: choose another --out, or remove it first.")
     ignore = shutil.ignore_patterns(".git", ".venv", ".lab", "__pycache__", ".pytest_cache", "handout", "reference")
     shutil.copytree(PROJECT_ROOT, out, ignore=ignore, dirs_exist_ok=True)
-    print(f"handout written to {out} (no lessons/reference/: the dashboard shows hints only, "
-          "and `.venv/bin/python -m pytest checks --reference` says the reference is withheld)")
+    write_hints(out / "lessons")
+    print(f"handout written to {out} (no lessons/reference/: the dashboard reveals hints and partial solutions, "
+          "not the full ones, and `.venv/bin/python -m pytest checks --reference` says the reference is withheld)")
     return 0
 
 

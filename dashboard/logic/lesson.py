@@ -12,7 +12,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 
-from lessons.engine.blanks import Exercise, exercises_for
+from lessons.engine.blanks import Exercise, exercises_for, hints_file
 from lessons.engine.paths import PROJECT_ROOT, relative_to_project
 from lessons.engine.progress import CHANGED, FAILING, NOT_STARTED, PASSED, StageProgress, stage_progress
 from lessons.engine.stages import STAGES, Stage
@@ -289,13 +289,14 @@ class HintExercise:
         return f"{self.exercise.function}: {kind} at line {self.exercise.learner_line}"
 
     def levels(self) -> list[str]:
-        """The reveals this exercise has, in order (a blank has no partial)."""
+        """The reveals this exercise has, in order (a blank has no partial; a handout has no full solution)."""
         available = []
         if self.exercise.hints:
             available.append("hint")
         if self.exercise.partial:
             available.append("partial")
-        available.append("solution")
+        if self.exercise.solution:
+            available.append("solution")
         return available
 
     def text(self, level: str) -> str:
@@ -333,3 +334,8 @@ def revealed_levels(store: Store, stage: Stage) -> dict[str, int]:
 
 def reference_available(stage: Stage) -> bool:
     return stage.reference_file.exists()
+
+
+def handout_hints_available(stage: Stage) -> bool:
+    """A handout's hints and partial solutions for this stage (its full solutions withheld)."""
+    return hints_file(stage.module).exists()

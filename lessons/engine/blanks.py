@@ -43,9 +43,10 @@ from __future__ import annotations
 
 import argparse
 import ast
+import json
 import re
 import sys
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .paths import LESSONS_DIR, REFERENCE_DIR
@@ -267,12 +268,36 @@ def generate(reference: Path) -> tuple[str, list[Exercise]]:
     return transform(reference.read_text(encoding="utf-8"), filename=f"lessons/reference/{reference.name}")
 
 
+def hints_file(module_name: str) -> Path:
+    """Where a handout keeps one stage's hints and partial solutions: ``lessons/hints/stageN_*.json``."""
+    return LESSONS_DIR / "hints" / f"{module_name}.json"
+
+
 def exercises_for(module_name: str) -> list[Exercise]:
-    """The exercises of one stage (``"stage2_data"``), for the dashboard's hints."""
+    """The exercises of one stage (``"stage2_data"``), for the dashboard's hints.
+
+    From the reference when it is here; in a handout, which has no reference, from its hints file (hints
+    and partial solutions, no full solution); [] when neither is there.
+    """
     reference = REFERENCE_DIR / f"{module_name}.py"
-    if not reference.exists():
-        return []
-    return generate(reference)[1]
+    if reference.exists():
+        return generate(reference)[1]
+    hints = hints_file(module_name)
+    if hints.exists():
+        return [Exercise(**row) for row in json.loads(hints.read_text(encoding="utf-8"))]
+    return []
+
+
+def write_hints(lessons_dir: Path) -> list[Path]:
+    """Every stage's exercises without their full solutions, as ``lessons_dir/hints/stageN_*.json`` (the handout)."""
+    written = []
+    for reference in reference_files():
+        rows = [{**asdict(exercise), "solution": []} for exercise in generate(reference)[1]]
+        target = lessons_dir / "hints" / f"{reference.stem}.json"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(rows, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        written.append(target)
+    return written
 
 
 def main(argv: list[str] | None = None) -> int:
