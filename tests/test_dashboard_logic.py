@@ -362,6 +362,14 @@ def test_readable_token(text, token, shown):
     assert readable_token(text, token) == shown
 
 
+def test_captions_name_models_and_settings_in_words():
+    from lessons.engine.paths import PROJECT_ROOT
+
+    assert stage_data.model_label(str(PROJECT_ROOT / ".lab" / "models" / "SmolLM2")) == ".lab/models/SmolLM2"
+    assert stage_data.model_label("/srv/cache/models/SmolLM2") == "SmolLM2" and stage_data.model_label("gpt2") == "gpt2"
+    assert stage_data.settings_text({"temperature": 0.8, "top_p": 0.9, "seed": 0}) == "temperature 0.8 · top-p 0.9 · seed 0"
+
+
 @pytest.mark.parametrize(("seconds", "text"), [(None, "–"), (5.4, "5 s"), (245, "4 min 05 s"), (7300, "2 h 01 min")])
 def test_format_eta(seconds, text):
     assert stage_data.format_eta(seconds) == text

@@ -161,6 +161,8 @@ def test_demo_mode_opens_every_page_and_shows_no_check_results_of_the_local_lear
     assert ".venv/bin/python -m pytest checks/stage7 --reference" in texts(at.code)
     for _, title in lesson.declared_checks(STAGES_BY_KEY["stage7"]):
         assert f"**{title}**" in texts(at.markdown)
+    assert "press “▶ Train on this file”" in texts(at.info), "stage 7's button, not stage 4B's"
+    assert "▶ Train on this file" in [button.label for button in at.button]
 
 
 def test_the_sidebar_toggle_turns_demo_mode_on_and_it_survives_a_page_switch(learner):
@@ -280,9 +282,14 @@ def test_learner_code_that_raises_is_a_friendly_error_not_a_crash(learner):
 
 def test_stage1_results_in_demo_mode_tokens_and_the_before_picture(learner):
     with Store(learner=demo_of(learner)) as demo_store:  # demo mode reads and writes the "demo" learner's rows
-        demo_store.save_generation("stage1", "before", "base", "RECIPE: Tomato Soup\nINGREDIENTS:", " 4 tomatoes")
+        demo_store.save_generation("stage1", "before", str(Path(__file__).resolve().parents[1] / ".lab" / "models" /
+                                                          "SmolLM2-135M-Instruct"),
+                                   "RECIPE: Tomato Soup\nINGREDIENTS:", " 4 tomatoes",
+                                   settings={"max_new_tokens": 60, "temperature": 0.0, "top_p": 1.0, "seed": 0})
     at = open_page("stage1", demo=True)
     assert not at.error, texts(at.error)
+    assert (".lab/models/SmolLM2-135M-Instruct · 60 new tokens at most · temperature 0 (greedy) · top-p 1 · seed 0"
+            in texts(at.caption).splitlines()), "a path in the project and the settings in words, not a dict"
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Parameters"] == "134,515,008" and metrics["Device"] == "cpu"
     assert any(line.startswith("**26 tokens**") for line in texts(at.markdown).splitlines())
@@ -379,7 +386,8 @@ def test_stage4b_starts_a_background_run_follows_it_and_cancels_it(learner, monk
     assert not at.error, texts(at.error)
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Trainable parameters with these settings"] == "460,800", "r=8 on q_proj and v_proj"
-    assert "No training run yet" in texts(at.info)
+    assert "No training run yet: choose the settings and press “▶ Start training”." in texts(at.info)
+    assert "▶ Start training" in [button.label for button in at.button], "the text names the button there is"
     at.select_slider(key="stage4b_rank").set_value(16).run()
     assert {m.label: m.value for m in at.metric}["Trainable parameters with these settings"] == "921,600"
 

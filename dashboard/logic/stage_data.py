@@ -7,9 +7,41 @@ into the flat rows Altair and ``st.dataframe`` take. No Streamlit here.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
+from lessons.engine.paths import relative_to_project
+
 MARKUP_HINTS = re.compile(r"<ref|<[a-z]+|''|\[\[|&[a-z#0-9]+;", re.IGNORECASE)
+
+
+# -- captions ---------------------------------------------------------------------------------
+SETTING_WORDS = {"temperature": "temperature", "top_p": "top-p", "max_new_tokens": "new tokens at most",
+                 "seed": "seed"}
+
+
+def model_label(model: str | None) -> str:
+    """A model as a caption names it: a hub id as it is, a local folder by its place in the project or its name."""
+    if not model:
+        return "base model"
+    if Path(str(model)).is_absolute():
+        shown = relative_to_project(model)
+        return shown if not Path(shown).is_absolute() else Path(str(model)).name
+    return str(model)
+
+
+def settings_text(settings: dict | None) -> str:
+    """Generation settings in words: ``temperature 0 (greedy) · top-p 1 · 60 new tokens at most · seed 0``."""
+    parts = []
+    for key, value in (settings or {}).items():
+        value = f"{value:g}" if isinstance(value, float) else str(value)
+        if key == "max_new_tokens":
+            parts.append(f"{value} new tokens at most")
+        elif key == "temperature" and value == "0":
+            parts.append("temperature 0 (greedy)")
+        else:
+            parts.append(f"{SETTING_WORDS.get(key, key.replace('_', ' '))} {value}")
+    return " · ".join(parts)
 
 
 # -- stage 2 ---------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import time
 
 import streamlit as st
 
+from dashboard.logic import stage_data
 from dashboard.logic.charts import token_chart, token_chips_html
 from dashboard.logic.kernel import LessonRef
 from dashboard.tasks import stage1 as tasks
@@ -88,4 +89,4 @@ def draw_before_picture(store: Store) -> None:
         with st.container(border=True):
             st.markdown(f"**Prompt** `{prompt.splitlines()[0]}`")
             st.code(prompt + generation["text"], language="text", wrap_lines=True)
-            st.caption(f"{generation['model']} · {generation['settings']}")
+            st.caption(f"{stage_data.model_label(generation['model'])} · {stage_data.settings_text(generation['settings'])}")

@@ -98,7 +98,7 @@ def draw(ref: LessonRef, store: Store) -> None:
               "batch_size": int(batch_size), "max_length": int(max_length), "eval_every": int(eval_every)}
     known = {field.name for field in fields(settings_class)}
     active = jobs.newest_active_run(store)
-    start = st.button("▶ Start training", key="stage4b_start", type="primary",
+    start = st.button(START_BUTTONS["stage4b"], key="stage4b_start", type="primary",
                       disabled=active is not None or not targets,
                       help="One run at a time: wait for the running one, or cancel it." if active else None)
     if start:
@@ -191,6 +191,10 @@ def draw_bench(store: Store) -> None:
             st.code(result["table"], language="text")
 
 
+# The button that starts a run on each page that shows one with ``watch``, named as the page names it.
+START_BUTTONS = {"stage4b": "▶ Start training", "stage7": "▶ Train on this file"}
+
+
 def watch(store: Store, active: dict | None, *, prefix: str = "stage4b", which=lambda run: True) -> None:
     """The live view: polls the store every few seconds while a run is queued or running.
 
@@ -204,7 +208,8 @@ def watch(store: Store, active: dict | None, *, prefix: str = "stage4b", which=l
         runs = [run for run in store.runs("train") if which(run)]
         run_id = runs[-1]["id"] if runs else None
     if run_id is None:
-        st.info("No training run yet: choose settings and press Start. Training runs in the background; "
+        button = f"“{START_BUTTONS[prefix]}”" if prefix in START_BUTTONS else "the ▶ button above"
+        st.info(f"No training run yet: choose the settings and press {button}. Training runs in the background; "
                 "you can close this page and come back.")
         return
 

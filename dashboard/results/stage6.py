@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from dashboard.logic import stage_data
 from dashboard.logic.charts import NEXT_TOKEN_BARS, bar_chart, next_token_chart, readable_token, temperature_chart
 from dashboard.logic.kernel import LessonRef
 from dashboard.tasks import stage6 as tasks
@@ -77,7 +78,7 @@ def draw(ref: LessonRef, store: Store) -> None:
                                   {"temperature": temperature, "top_p": top_p, "seed": 0})
     for generation in store.generations("stage6", "custom")[-3:][::-1]:
         with st.container(border=True):
-            st.caption(f"{generation['model']} · {generation['settings']}")
+            st.caption(f"{stage_data.model_label(generation['model'])} · {stage_data.settings_text(generation['settings'])}")
             st.code(generation["prompt"] + generation["text"], language="text", wrap_lines=True)
 
     st.markdown("#### A sweep over temperature and top-p")

@@ -17,7 +17,7 @@ st.title("🍳 LoRA Kitchen")
 st.markdown("Fine-tune a small language model with LoRA until it writes recipes — one stage at a time. "
             "Each stage is a file you complete and a set of checks that tell you, like a teacher, what is "
             "still missing. A stage's page opens when the stage before it passes.")
-st.caption(f"Learner: **{store.learner}** · store: `{store.path}`")
+st.caption(f"Learner: **{store.learner}** · store: `{relative_to_project(store.path)}`")
 report_download_button("home_report")
 
 # -- what to do next ---------------------------------------------------------------------
@@ -29,7 +29,7 @@ else:
     st.markdown(f"**{step.text}** Open `{step.file}` in your editor, fill in its TODOs from the top, then run:")
     st.code(step.command, language="bash")
     st.caption(f"…or press “Run checks” on the stage {step.stage.label} page. "
-               "`python -m lessons progress` prints this table in a terminal.")
+               "`.venv/bin/python -m lessons progress` prints this table in a terminal.")
 
 # -- progress --------------------------------------------------------------------------------
 st.subheader("Your progress")
