@@ -83,6 +83,10 @@ def test_an_empty_store_says_what_is_missing(store):
 def test_tokenization_examples_come_from_the_given_tokenizer(store):
     from lessons.engine.tiny import real_tokenizer
 
-    page = build_report_html(store, tokenizer=real_tokenizer())
+    tokenizer = real_tokenizer()
+    page = build_report_html(store, tokenizer=tokenizer)
     assert "Tokenization examples" in page and "saffron" in page
     assert "Tokenization examples (the base tokenizer could not be loaded)" not in page
+    end_row = page[page.index("<td>[END]</td>"):].split("</tr>")[0]
+    assert "<td>1</td>" in end_row, "[END] is one token, as stage 3 teaches, not 3 pieces: " + end_row
+    assert "[END]" not in tokenizer.get_vocab(), "the tokenizer given is not changed"

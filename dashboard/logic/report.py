@@ -23,11 +23,13 @@ learner text goes through ``html.escape``.
 """
 from __future__ import annotations
 
+import copy
 import html
 import math
 import time
 from typing import Any, Iterable
 
+from lessons.engine.constants import END_MARKER
 from lessons.engine.progress import PASSED, all_progress
 from lessons.engine.stages import STAGES
 from lessons.engine.store import Store
@@ -243,6 +245,15 @@ def section_data(store: Store) -> str:
     return out
 
 
+def with_end_marker(tokenizer):
+    """The tokenizer as stage 3 leaves it, [END] one special token; a copy when it must change (never the given one)."""
+    if END_MARKER in tokenizer.get_vocab():
+        return tokenizer
+    configured = copy.deepcopy(tokenizer)
+    configured.add_special_tokens({"extra_special_tokens": [END_MARKER]}, replace_extra_special_tokens=False)
+    return configured
+
+
 def section_tokens(store: Store, tokenizer=None) -> str:
     out = ""
     stats = store.result("stage3", "token_length_stats")
@@ -252,14 +263,16 @@ def section_tokens(store: Store, tokenizer=None) -> str:
     else:
         out += missing("Token-length statistics (stage 3 page)")
     if tokenizer is not None:
+        tokenizer = with_end_marker(tokenizer)
         rows = []
         for text in TOKENIZER_EXAMPLES:
             ids = tokenizer(text, add_special_tokens=False)["input_ids"]
             pieces = [tokenizer.decode([token_id]) for token_id in ids]
             rows.append({"text": text, "tokens": len(ids), "pieces": " | ".join(pieces),
                          "ids": " ".join(str(token_id) for token_id in ids)})
-        out += ("<h4>Tokenization examples</h4><p class=\"muted\">By the base model's tokenizer: the pieces the model "
-                "reads (a space is part of the piece after it).</p>" + table(rows))
+        out += ("<h4>Tokenization examples</h4><p class=\"muted\">By the base model's tokenizer with [END] added as "
+                "one special token, as stage 3 does: the pieces the model reads (a space is part of the piece "
+                "after it).</p>" + table(rows))
     else:
         out += missing("Tokenization examples (the base tokenizer could not be loaded)")
     return out
