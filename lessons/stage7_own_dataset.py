@@ -290,9 +290,11 @@ def load_own_dataset(path: str | Path, *, required_columns: tuple[str, ...] | li
     Any problem stops with a ``DatasetError`` that names the file, the row
     and the problem, with a hint: a missing file, an extension it cannot
     read, bytes that are not UTF-8, broken CSV or JSON, an empty file, a file
-    with no rows, a missing column. The mess *inside* the values (mojibake,
-    blank answers, duplicates) is not an error: it is kept exactly as it is,
-    for ``clean_examples`` to repair and count.
+    with no rows (for a CSV with only its header, say so), a missing column.
+    The words fit the file: a CSV has a header and rows, JSON holds objects.
+    The mess *inside* the values (mojibake, blank answers, duplicates) is not
+    an error: it is kept exactly as it is, for ``clean_examples`` to repair
+    and count.
 
     Example:
         >>> rows = load_own_dataset("data/own_dataset/kitchen_safety.csv", required_columns=["question", "answer"])

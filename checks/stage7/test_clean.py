@@ -42,6 +42,11 @@ def test_fix_mojibake(lesson):
         expect(got == good, lesson.fix_mojibake, f"{moji(good)!r} is {good!r} damaged: repair it.", expected=good,
                got=got, hint="Encode the damaged text with the codec that misread it (cp1252), then decode as "
                              "UTF-8: which bytes did 'Ã©' come from?")
+    latin1 = "Á".encode("utf-8").decode("latin-1")  # 'Ã\x81': 0x81 means nothing in Windows-1252
+    got = call(lesson.fix_mojibake, latin1)
+    expect(got == "Á", lesson.fix_mojibake, f"{latin1!r} is 'Á' read as Latin-1: repair it.", expected="Á", got=got,
+           hint="Windows-1252 cannot encode '\\x81', so that round trip fails: is the next codec of "
+                "MOJIBAKE_CODECS tried?")
     for fine in ("café", "5 °C", "Don’t", "Plain ASCII text.", "日本の包丁", "", "naïve — crème"):
         got = call(lesson.fix_mojibake, fine)
         expect(got == fine, lesson.fix_mojibake, "text without mojibake must come back unchanged.", expected=fine,

@@ -68,6 +68,12 @@ def test_prompt_for_stops_before_the_last_field(lesson):
     expect(got == want, lesson.prompt_for, "the prompt must stop right after the last field's label, no space.",
            expected=want, got=got, hint="Cut the template where '{' + its last field starts; a trailing space "
                                         "becomes a token the model rarely saw before a word.")
+    template = "TIP ({topic}) for {level} cooks: {tip}\n" + END_MARKER
+    got = call(lesson.prompt_for, {"topic": "knives", "level": "new", "tip": "Let a falling knife fall."}, template)
+    want = "TIP (knives) for new cooks:"
+    expect(got == want, lesson.prompt_for, "with three fields the prompt stops before the last one, the third.",
+           expected=want, got=got, hint="Which field is the last one of template_fields(template), however many "
+                                        "there are?")
 
 
 def test_prepare_own_splits(lesson):
@@ -94,9 +100,15 @@ def test_prepare_own_splits(lesson):
            expected=want[:2], got=everything[:2], hint="Is each row formatted with format_example? Could a row "
                                                       "land in both splits?")
     titles = dict(zip(train + validation, list(splits["train"]["title"]) + list(splits["validation"]["title"])))
-    wrong = [(text, title) for text, title in titles.items() if title not in text.split("\n")[0]]
+    wrong = [(text, title) for text, title in titles.items() if title != text.split("\n")[0][len("QUESTION: "):]]
     expect(not wrong, lesson.prepare_own_splits, "each 'title' should be the template's first field (the question).",
-           expected="the row's question", got=wrong[:2])
+           expected="the row's question", got=wrong[:2], hint="Without a title_field, which field is the first "
+                                                               "that template_fields(template) lists?")
+    named = call(lesson.prepare_own_splits, ROWS, QA_TEMPLATE, test_size=0.25, seed=3, title_field="source")
+    got = sorted(list(named["train"]["title"]) + list(named["validation"]["title"]))
+    want = sorted(row["source"] for row in ROWS)
+    expect(got == want, lesson.prepare_own_splits, "with title_field='source' each title is the row's 'source'.",
+           expected=want[:3], got=got[:3], hint="Is the title_field argument used when it is given?")
     again = call(lesson.prepare_own_splits, ROWS, QA_TEMPLATE, test_size=0.25, seed=3)
     expect(list(again["validation"]["text"]) == validation, lesson.prepare_own_splits,
            "the same seed must give the same split.", expected=validation, got=list(again["validation"]["text"]),

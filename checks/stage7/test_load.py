@@ -79,6 +79,11 @@ def test_rejects_a_file_that_is_not_utf8(lesson, tmp_path):
     expect("0xe9" in message.lower(), lesson.load_own_dataset,
            "the message must show the byte that is not UTF-8.", expected="a message containing '0xE9'", got=message,
            hint="f'0x{byte:02X}' writes a byte in hexadecimal.")
+    path.write_bytes("question,answer\nCan I flambé?,Only with care.\n".encode("cp1252"))
+    error = dataset_error(lesson.load_own_dataset, path, expected="the byte 0xE9 on row 2 is not UTF-8")
+    expect("row 2" in str(error), lesson.load_own_dataset, "the message must say which row (line) holds the bad byte.",
+           expected="a message containing 'row 2'", got=str(error),
+           hint="One b'\\n' comes before the bad byte: which line is it on, counting from 1?")
 
 
 # The first bytes of a real PNG image (its signature and header): what a photo renamed to .csv starts with.
@@ -169,6 +174,19 @@ def test_rejects_a_file_without_rows(lesson, tmp_path, name, content):
                           hint="After reading: is the text empty? Did the reader give any rows at all?")
     expect(name in str(error), lesson.load_own_dataset, "the message must name the file.",
            expected=f"a message containing {name!r}", got=str(error))
+    # The message and its hint must fit the kind of file: a CSV has a header and rows, a JSON file holds objects.
+    said = str(error).replace(str(path), "")
+    if name == "header_only.csv":
+        expect("header" in said, lesson.load_own_dataset,
+               "this CSV has its header line and nothing below it: the message must say so.",
+               expected="a message saying the file has only a header", got=str(error),
+               hint="Which kind of file has a header? When it gives no rows, what was in it?")
+    foreign = ["object"] if path.suffix == ".csv" else ["header", "column names"]
+    wrong = [word for word in foreign if word in said]
+    expect(not wrong, lesson.load_own_dataset,
+           f"the message speaks of {' and '.join(map(repr, wrong))}, which a {path.suffix} file does not have.",
+           expected=f"a message (and hint) about a {path.suffix} file", got=str(error),
+           hint="Is the message chosen for the kind of file it is about (kind), or the same words for every kind?")
 
 
 def test_rejects_an_unknown_file_type(lesson, tmp_path):
@@ -178,9 +196,10 @@ def test_rejects_an_unknown_file_type(lesson, tmp_path):
         path.write_text(GOOD_CSV, encoding="utf-8")
         error = dataset_error(lesson.load_own_dataset, path, expected=f"it cannot read {path.suffix} files",
                               hint="Look the extension up in FILE_TYPES before reading anything.")
-        expect(name in str(error) and path.suffix in str(error), lesson.load_own_dataset,
-               "the message must name the file and its extension.",
-               expected=f"a message containing {name!r} and {path.suffix!r}", got=str(error))
+        expect(name in str(error) and path.suffix in str(error).replace(str(path), ""), lesson.load_own_dataset,
+               "the message must name the file and, after it, the extension it cannot read.",
+               expected=f"a message containing {name!r}, then {path.suffix!r}", got=str(error),
+               hint="The file has an extension: is it the one named in the problem?")
 
 
 def test_checks_the_required_columns(lesson, tmp_path):
@@ -193,6 +212,10 @@ def test_checks_the_required_columns(lesson, tmp_path):
     expect(path.name in str(error) and "answer" in str(error).replace("anwser", ""), lesson.load_own_dataset,
            "the message must name the file and the missing column.",
            expected=f"a message containing {path.name!r} and 'answer'", got=str(error))
+    expect("row 1" in str(error), lesson.load_own_dataset,
+           "in a CSV the column names are on row 1, the header: that is the row to name.",
+           expected="a message containing 'row 1'", got=str(error),
+           hint="Which line of the file would you open to fix a column's name?")
     path = tmp_path / "gap.jsonl"
     path.write_text('{"question": "Why rest meat?", "answer": "So it stays juicy."}\n'
                     '{"question": "And the answer?"}\n', encoding="utf-8")
