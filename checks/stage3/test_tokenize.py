@@ -100,6 +100,17 @@ def test_end_marker_is_one_special_token(lesson, tokenizer, tiny_model):
            hint="len(tokenizer) counts every token, added ones included: measure it before and after.")
 
 
+def test_configure_tokenizer_keeps_its_special_tokens(lesson, tokenizer, tiny_model):
+    """configure_tokenizer keeps a special token the tokenizer already had when it adds [END]."""
+    tokenizer.add_special_tokens({"extra_special_tokens": ["[STEP]"]})
+    tiny_model.resize_token_embeddings(len(tokenizer))
+    call(lesson.configure_tokenizer, tokenizer, tiny_model)
+    expect("[STEP]" in tokenizer.all_special_tokens and END_MARKER in tokenizer.all_special_tokens,
+           lesson.configure_tokenizer, "the tokenizer had the special token '[STEP]': after adding [END] it must "
+           "still have it.", expected=["[STEP]", END_MARKER], got=tokenizer.all_special_tokens,
+           hint="What does replace_extra_special_tokens decide about the special tokens already there?")
+
+
 def test_configure_tokenizer_resizes_embeddings(lesson, tokenizer, tiny_model):
     """configure_tokenizer gives the model an embedding row for every token, [END] included, and can run twice."""
     report = call(lesson.configure_tokenizer, tokenizer, tiny_model)
@@ -224,6 +235,11 @@ def test_token_length_stats(lesson, tokenizer):
            "median or share_longer is off.", expected={"median": statistics.median(want_lengths),
                                                        "share_longer": round(longer / 48, 4)},
            got={"median": stats.get("median"), "share_longer": stats.get("share_longer")})
+    mean = stats.get("mean")
+    expect(isinstance(mean, (int, float)) and abs(mean - statistics.fmean(want_lengths)) <= 0.05 + 1e-9,
+           lesson.token_length_stats, "the mean length is off.", expected=round(statistics.fmean(want_lengths), 1),
+           got=mean, hint="The mean is the total of the lengths divided by how many there are (statistics.fmean); "
+                          "rounded, to how many decimals?")
     share = stats.get("padding_share")
     want_share = sum(max(0, 256 - n) for n in want_lengths) / (256 * len(want_lengths))
     expect(isinstance(share, (int, float)) and 0 <= share <= 1, lesson.token_length_stats,
@@ -240,6 +256,14 @@ def test_token_length_stats(lesson, tokenizer):
            "tokens_cut should count the tokens truncation throws away, all recipes together.",
            expected=want_cut, got=stats.get("tokens_cut"),
            hint="What does truncation take from a recipe of 200 tokens? And from one of 300?")
+    exact = want_lengths[0]  # max_length = the first recipe's own length: it fits exactly, nothing is cut
+    fits = call(lesson.token_length_stats, texts, tokenizer, exact)
+    cut = sum(n > exact for n in want_lengths)
+    want = {"longer_than_max": cut, "lost_end_marker": cut}
+    got = {k: fits.get(k) for k in want} if isinstance(fits, dict) else fits
+    expect(got == want, lesson.token_length_stats,
+           f"with max_length={exact}, a recipe of exactly {exact} tokens fits: it is not cut and keeps its [END].",
+           expected=want, got=got, hint="Is a recipe as long as max_length longer than max_length?")
     roomy = call(lesson.token_length_stats, texts, tokenizer, 1024)
     got = {k: roomy.get(k) for k in ("lost_end_marker", "longer_than_max")} if isinstance(roomy, dict) else roomy
     expect(got == {"lost_end_marker": 0, "longer_than_max": 0}, lesson.token_length_stats,

@@ -32,4 +32,13 @@ MISTAKES += [
     Mistake("stage3", "tokens_cut counts a short recipe as negative tokens cut",
             "sum(max(0, length - max_length) for length in lengths)", "sum(length - max_length for length in lengths)",
             caught_by="test_token_length_stats"),
+    Mistake("stage3", "replaces the tokenizer's extra special tokens with [END] instead of adding it",
+            'tokenizer.add_special_tokens({"extra_special_tokens": [END_MARKER]}, replace_extra_special_tokens=False)',
+            'tokenizer.add_special_tokens({"extra_special_tokens": [END_MARKER]}, replace_extra_special_tokens=True)',
+            caught_by="test_configure_tokenizer_keeps_its_special_tokens"),
+    Mistake("stage3", "gives the median as the mean", '"mean": round(statistics.fmean(lengths), 1)',
+            '"mean": statistics.median(lengths)', caught_by="test_token_length_stats"),
+    Mistake("stage3", "counts a recipe exactly max_length long as cut",
+            "longer = sum(length > max_length for length in lengths)",
+            "longer = sum(length >= max_length for length in lengths)", caught_by="test_token_length_stats"),
 ]
