@@ -312,6 +312,9 @@ def test_the_before_picture_button_generates_saves_and_shows_it(learner, monkeyp
     plant(monkeypatch, tmp_path, "stage1", quick)
     at = open_page("stage1", demo=True)
     assert "No “before” picture yet" in texts(at.info)
+    assert "press “Generate the before picture” above. On a 2-core CPU it takes 2 to 3 minutes" in texts(at.info), \
+        "the button's own name, and the time it takes (measured: docs/benchmarks.md)"
+    assert at.button(key="stage1_generate_before").label == "Generate the before picture"
     at.button(key="stage1_generate_before").click().run()
     with Store(learner=demo_of(learner)) as store:
         saved = store.generations("stage1", "before")

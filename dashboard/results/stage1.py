@@ -83,7 +83,8 @@ def draw_before_picture(store: Store) -> None:
     for generation in store.generations("stage1", "before"):
         latest[generation["prompt"]] = generation  # ordered by id: the newest wins
     if not latest:
-        st.info("No “before” picture yet: press the button above (about a minute on a laptop CPU).")
+        st.info("No “before” picture yet: press “Generate the before picture” above. On a 2-core CPU it takes "
+                f"2 to 3 minutes: each prompt gets {BEFORE_SETTINGS['max_new_tokens']} new tokens, one at a time.")
         return
     for prompt, generation in latest.items():
         with st.container(border=True):
