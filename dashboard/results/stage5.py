@@ -1,13 +1,13 @@
 """Stage 5 results: perplexity before and after, the two models side by side, and the measures beyond.
 
-"Evaluate" runs the learner's ``load_finetuned``, ``perplexity``,
-``compare_models``, ``format_adherence``, ``stop_rate``, ``memorised_titles``
-and ``off_topic_probe`` on a finished training run's adapter and held-out
-recipes from that run's own split, in the worker process
-(``dashboard/tasks/stage5.py``). Everything it measures goes to the store
-(evaluations ``perplexity_before``/``perplexity_after``, generations
-``stage5/after``) and the page draws from the store, so the numbers stay after
-a reload and the Class page can chart them.
+"Evaluate" starts a background job (``lessons.engine.evaluation``) that runs the
+learner's ``load_finetuned``, ``perplexity``, ``compare_models``,
+``format_adherence``, ``stop_rate``, ``memorised_titles`` and ``off_topic_probe``
+on a finished training run's adapter and held-out recipes from that run's own
+split. It takes minutes, so the page shows its phase and can be closed; what it
+measures goes to the store (evaluations ``perplexity_before``/``perplexity_after``,
+generations ``stage5/after``) and the page draws from the store, so the numbers
+stay after a reload and the Class page can chart them.
 """
 from __future__ import annotations
 
@@ -15,18 +15,16 @@ import streamlit as st
 
 from dashboard.logic.charts import bar_chart
 from dashboard.logic.kernel import LessonRef
-from dashboard.tasks import stage5 as tasks
-from dashboard.tasks.stage5 import side_text
-from dashboard.ui import LONG_LIMIT_S, earlier_ref, finetuned_choices, friendly, model_spec, run_task
+from dashboard.ui import adapter_dir, demo_mode, finetuned_choices, open_results_store
+from lessons.engine import jobs
+from lessons.engine.evaluation import EVALUATION_PHASES, side_text, start_evaluation
 from lessons.engine.store import Store
 
-EVAL_RECIPES = 40     # held-out recipes for perplexity on this page: about a minute on a laptop CPU
+EVAL_RECIPES = 40     # held-out recipes for perplexity on this page
 # The side by side samples as compare_models does by default: decoded greedily, a small model falls into
-# loops and never reaches [END] even when it has learned where recipes end. 320 new tokens: 87 % of the
-# Wikibooks recipes end within 320 tokens after their title (half within 189), so a model that stops is seen
-# stopping; 100 would cut seven recipes in eight short and show every model as never stopping. Measured on the
-# 2-core CPU: "Evaluate" on a 32-step run took 160 s, and the fine-tuned model stopped in 3 of 3, the base in 0.
+# loops and never reaches [END]. 320 new tokens give a model that has learned where recipes end room to stop.
 SIDE_BY_SIDE = {"max_new_tokens": 320, "temperature": 0.7, "top_p": 0.95, "seed": 0}
+POLL_SECONDS = 3
 
 
 def stop_note(comparison: dict, side: str) -> str:
@@ -37,37 +35,64 @@ def stop_note(comparison: dict, side: str) -> str:
     return f" — no [END] in {tokens} new tokens" if tokens else " — no [END]"
 
 
-def evaluate(ref: LessonRef, store: Store, run: dict) -> dict:
-    """Measure one run with the learner's functions in the worker; save everything in the store; return the result."""
-    earlier = {key: earlier_ref(key) for key in ("stage1", "stage2", "stage3")}
-    measured = run_task(tasks.evaluate, ref, earlier, {"id": run["id"], "config": run.get("config") or {},
-                                                       "spec": model_spec(run["id"])},
-                        eval_recipes=EVAL_RECIPES, side_by_side=SIDE_BY_SIDE, timeout_s=LONG_LIMIT_S,
-                        doing="evaluating with your stage 5 functions")
-    for evaluation in measured["evaluations"]:
-        store.save_evaluation("stage5", evaluation["name"], evaluation["value"], run_id=run["id"],
-                              details=evaluation["details"])
-    settings = {key: SIDE_BY_SIDE[key] for key in ("temperature", "top_p", "max_new_tokens")}
-    for generation in measured["generations"]:
-        store.save_generation("stage5", "after", f"run {run['id']}", generation["prompt"], generation["text"],
-                              settings)
-    store.put_result("stage5", "evaluation", measured["result"])
-    return measured["result"]
+def newest_evaluation(store: Store) -> dict | None:
+    runs = store.runs("evaluate")
+    return runs[-1] if runs else None
+
+
+def draw_evaluation_job(job: dict | None) -> None:
+    """The evaluation job's phase while it runs (polled), why it failed or was cancelled once it ended."""
+    if job is None:
+        return
+    active = job["status"] in jobs.ACTIVE
+
+    @st.fragment(run_every=POLL_SECONDS if active else None)
+    def live() -> None:
+        with open_results_store() as fresh:
+            status = jobs.job_status(job["id"], store=fresh)
+            phases = [m for m in fresh.metrics(job["id"]) if m["split"] == "phase"]
+        if status["status"] in jobs.ACTIVE:
+            done = len(phases) - 1 if phases else 0
+            phase = phases[-1]["phase"] if phases else "starting"
+            st.progress(done / len(EVALUATION_PHASES),
+                        text=f"Evaluating run {job['config']['target_run']}: phase {done + 1} of "
+                             f"{len(EVALUATION_PHASES)}, {phase}")
+            if status.get("cancel_requested"):
+                st.caption("Cancelling: the evaluation stops after its current phase.")
+            elif st.button("⏹ Cancel the evaluation", key=f"stage5_cancel_{job['id']}"):
+                with open_results_store() as store:
+                    jobs.cancel_job(job["id"], store=store)
+                st.rerun(scope="fragment")
+        elif status["status"] == "failed":
+            st.error(f"The evaluation of run {job['config']['target_run']} failed: {status.get('reason')}. "
+                     f"Its log: {jobs.log_path(job['id'])}")
+        elif status["status"] == "cancelled":
+            st.warning(f"The evaluation of run {job['config']['target_run']} was cancelled; nothing was recorded.")
+        if active and status["status"] not in jobs.ACTIVE:
+            st.rerun(scope="app")  # it ended: redraw the page with its results (and Evaluate open again)
+
+    live()
 
 
 def draw(ref: LessonRef, store: Store) -> None:
     runs = {run["id"]: run for run in store.runs("train")}
     choices = finetuned_choices(store)
+    job = newest_evaluation(store)
+    if job is not None and job["status"] in jobs.ACTIVE:
+        job = jobs.job_status(job["id"], store=store)  # a job whose process is gone is marked failed here
+    busy = job is not None and job["status"] in jobs.ACTIVE
     if choices:
         run_id = st.selectbox("Training run to evaluate", choices[::-1], key="stage5_run")
-        st.caption(f"Perplexity on {EVAL_RECIPES} held-out recipes of that run's own split, three prompts side by "
-                   "side, and the measures below: about three minutes on a 2-core CPU.")
-        if st.button("Evaluate this run", key="stage5_evaluate", type="primary"):
-            with st.spinner("Measuring perplexity, generating side by side …"):
-                with friendly("evaluating with your stage 5 functions"):
-                    evaluate(ref, store, runs[run_id])
+        st.caption(f"Perplexity on up to {EVAL_RECIPES} held-out recipes of that run's own split, three prompts "
+                   "side by side, and the measures below. It runs in the background, in phases: you can leave "
+                   "this page and come back.")
+        if st.button("Evaluate this run", key="stage5_evaluate", type="primary", disabled=busy):
+            start_evaluation(runs[run_id], adapter_dir(runs[run_id]), reference=demo_mode(), store=store,
+                             eval_recipes=EVAL_RECIPES, side_by_side=SIDE_BY_SIDE)
+            st.rerun()
     else:
         st.info("No finished training run with an adapter yet: train one on the 4B page, then evaluate it here.")
+    draw_evaluation_job(job)
 
     perplexities = [e for e in store.evaluations("stage5") if e["name"] in ("perplexity_before", "perplexity_after")]
     if perplexities:
@@ -84,7 +109,8 @@ def draw(ref: LessonRef, store: Store) -> None:
     result = store.result("stage5", "evaluation")
     if not result:
         return
-    st.markdown(f"#### Side by side (run `{result['run']}`)")
+    recipes = f" on {result['recipes']} held-out recipes" if result.get("recipes") else ""
+    st.markdown(f"#### Side by side (run `{result['run']}`{recipes})")
     for comparison in result.get("comparisons", []):
         st.markdown(f"**Prompt** `{comparison['prompt'].splitlines()[0]}`")
         left, right = st.columns(2)

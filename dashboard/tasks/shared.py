@@ -43,22 +43,9 @@ def finetuned_model(spec: dict):
     the base model's embeddings are resized to it before the adapter goes on.
     """
     def load():
-        from peft import PeftModel
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from lessons.engine.trained import load_trained_model
 
-        from lessons.engine.assets import resolve_model_source
-        from lessons.engine.constants import END_MARKER
-
-        folder = Path(spec["adapter"])
-        source = resolve_model_source(spec.get("model") or None)
-        has_tokenizer = any((folder / name).exists() for name in ("tokenizer.json", "tokenizer_config.json"))
-        tokenizer = AutoTokenizer.from_pretrained(folder if has_tokenizer else source)
-        if END_MARKER not in tokenizer.get_vocab():
-            tokenizer.add_special_tokens({"extra_special_tokens": [END_MARKER]}, replace_extra_special_tokens=False)
-        base = AutoModelForCausalLM.from_pretrained(source)
-        if base.get_input_embeddings().weight.shape[0] != len(tokenizer):
-            base.resize_token_embeddings(len(tokenizer))
-        return PeftModel.from_pretrained(base, str(folder)).eval(), tokenizer
+        return load_trained_model(spec["adapter"], spec.get("model") or None)
 
     return worker.remember(("fine-tuned model", spec["adapter"]), load, group="model")
 

@@ -168,17 +168,18 @@ def start_job(settings, *, reference: bool, store: Store | None = None, name: st
         folder = run_dir(run_id)
         folder.mkdir(parents=True, exist_ok=True)
         store.update_run(run_id, checkpoint_dir=str(folder))
-        _spawn(run_id, store, resume=False)
+        spawn_job_process(run_id, store, resume=False)
         return run_id
     finally:
         if own_store:
             store.close()
 
 
-def _spawn(run_id: str, store: Store, *, resume: bool) -> int:
+def spawn_job_process(run_id: str, store: Store, *, resume: bool, module: str = "lessons.engine.jobs") -> int:
+    """Start ``python -m MODULE run RUN_ID`` in its own session, its output in the run's ``job.log``."""
     folder = run_dir(run_id)
     folder.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "lessons.engine.jobs", "run", run_id,
+    command = [sys.executable, "-m", module, "run", run_id,
                "--store", str(store.path), "--learner", store.learner]
     if resume:
         command.append("--resume")
@@ -330,7 +331,7 @@ def resume_job(run_id: str, *, store: Store | None = None) -> str:
             raise LabError(f"run {run_id} finished already: start a new run to train more.")
         (run_dir(run_id) / CANCEL_NAME).unlink(missing_ok=True)
         store.update_run(run_id, status="queued", reason="")
-        _spawn(run_id, store, resume=True)
+        spawn_job_process(run_id, store, resume=True)
         return run_id
     finally:
         if own_store:

@@ -1,0 +1,214 @@
+"""Stage 5's evaluation of one finished training run, with the learner's functions, in phases with progress.
+
+``evaluate_run`` is what the stage 5 page's "Evaluate" does, run as a background job
+(``lessons.engine.jobs.start_evaluation``) because it takes minutes: perplexity of the
+base and the fine-tuned model on held-out recipes of the run's own split, three prompts
+side by side, and the measures beyond perplexity. ``record_evaluation`` puts what it
+measured in the store, where the page, the Class page and the lab report read it.
+
+Phases, in order (``EVALUATION_PHASES``): each reports to ``progress(done, phase)``
+when it starts, so a page can draw "phase 3 of 8: perplexity after".
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import signal
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Callable
+
+from .store import Store
+
+EVALUATION_STAGES = ("stage1", "stage2", "stage3", "stage5")  # the stages whose code an evaluation runs
+SIDE_PROMPTS = 3   # stage 1's BEFORE_PROMPTS: three recipe titles
+EVALUATION_PHASES = ("loading the models", "perplexity before (base)", "perplexity after (fine-tuned)",
+                     *(f"side by side {n} of {SIDE_PROMPTS}" for n in range(1, SIDE_PROMPTS + 1)),
+                     "measures beyond perplexity: base", "measures beyond perplexity: fine-tuned")
+
+
+def side_text(comparison: dict, side: str) -> str:
+    """The new text of ``side`` ("base" or "finetuned") in a ``compare_models`` result (``side`` or ``side_text``)."""
+    value = comparison.get(side)
+    return value if isinstance(value, str) else str(comparison.get(f"{side}_text", ""))
+
+
+def _plain(value):
+    """Numbers, strings, lists and dicts only (a tensor or numpy number becomes a Python one): the store keeps JSON."""
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    if hasattr(value, "item") and callable(value.item):
+        try:
+            return value.item()
+        except (ValueError, RuntimeError):
+            return str(value)
+    return value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
+
+
+def evaluate_run(modules: dict[str, ModuleType], run: dict, *, adapter: str | Path, eval_recipes: int,
+                 side_by_side: dict, progress: Callable[[int, str], None] = lambda done, phase: None,
+                 should_stop: Callable[[], bool] = lambda: False) -> dict | None:
+    """Measure one finished run with the stage modules in ``modules``; None when ``should_stop`` asked to stop.
+
+    Args:
+        modules: ``{"stage1", "stage2", "stage3", "stage5"}`` → the learner's modules (or the reference's).
+        run: the training run's store row (its ``id`` and ``config``: source, data size, split, max length, model).
+        adapter: the run's saved adapter folder (with its tokenizer, which has ``[END]``).
+        eval_recipes: held-out recipes for perplexity (the first of the run's validation split).
+        side_by_side: ``compare_models``'s settings (max_new_tokens, temperature, top_p, seed).
+
+    Returns:
+        ``{"result", "evaluations": [{"name", "value", "details"}], "generations": [{"prompt", "text"}]}``.
+    """
+    from .trained import base_for, run_tokenizer
+
+    stage1, stage2, stage3, stage5 = (modules[key] for key in EVALUATION_STAGES)
+    config = run.get("config") or {}
+    phases = iter(enumerate(EVALUATION_PHASES))
+
+    def next_phase() -> bool:
+        done, phase = next(phases)
+        progress(done, phase)
+        return not should_stop()
+
+    if not next_phase():
+        return None
+    tokenizer = run_tokenizer(adapter, config.get("model") or None)  # [END] added by stage 3, as in training
+    raw = stage2.load_recipes(config.get("source") or "wikibooks")
+    splits = stage2.prepare_splits(raw, config.get("n_recipes"), config.get("test_size", 0.1), config.get("seed", 42))
+    held_out = splits["validation"].select(range(min(eval_recipes, len(splits["validation"]))))
+    max_length = int(config.get("max_length", 256))
+    tokenized = held_out.map(lambda batch: stage3.tokenize_function(batch, tokenizer, max_length), batched=True,
+                             remove_columns=held_out.column_names)
+    base = base_for(tokenizer, config.get("model") or None)
+    finetuned = stage5.load_finetuned(base, Path(adapter))  # the learner's function, on the engine's base
+    try:
+        if not next_phase():
+            return None
+        before = float(stage5.perplexity(base, tokenized))
+        if not next_phase():
+            return None
+        after = float(stage5.perplexity(finetuned, tokenized))
+        details = {"recipes": len(held_out), "max_length": max_length}
+        evaluations = [{"name": "perplexity_before", "value": before, "details": details},
+                       {"name": "perplexity_after", "value": after, "details": details}]
+        comparisons = []
+        for prompt in list(stage1.BEFORE_PROMPTS)[:SIDE_PROMPTS]:
+            if not next_phase():
+                return None
+            result = _plain(stage5.compare_models(prompt, base, finetuned, tokenizer, **side_by_side))
+            comparisons.append({**result, "prompt": prompt})
+        prompts = [comparison["prompt"] for comparison in comparisons]
+        texts = {side: [prompt + side_text(c, side) for prompt, c in zip(prompts, comparisons)]
+                 for side in ("base", "finetuned")}
+        measures = {}
+        for side, model in (("base", base), ("finetuned", finetuned)):
+            if not next_phase():
+                return None
+            measures[side] = {name: float(value) for name, value in {
+                "format adherence": sum(stage5.format_adherence(t) for t in texts[side]) / len(texts[side]),
+                "stop rate": stage5.stop_rate([side_text(c, side) for c in comparisons]),
+                "memorised titles": len(stage5.memorised_titles(texts[side], list(splits["train"]["title"]))),
+                "off-topic answer looks like a recipe": float(stage5.off_topic_probe(model, tokenizer)["recipe_like"]),
+            }.items()}
+            evaluations += [{"name": f"{side}: {name}", "value": value, "details": None}
+                            for name, value in measures[side].items()]
+        result = {"run": run["id"], "perplexity_before": before, "perplexity_after": after, "recipes": len(held_out),
+                  "comparisons": comparisons, "measures": measures}
+        generations = [{"prompt": c["prompt"], "text": side_text(c, "finetuned")} for c in comparisons]
+        return {"result": result, "evaluations": evaluations, "generations": generations}
+    finally:
+        del base, finetuned
+        gc.collect()
+
+
+def record_evaluation(store: Store, run_id: str, measured: dict, side_by_side: dict) -> None:
+    """Keep what ``evaluate_run`` measured for the training run ``run_id``: evaluations, generations, the result."""
+    for evaluation in measured["evaluations"]:
+        store.save_evaluation("stage5", evaluation["name"], evaluation["value"], run_id=run_id,
+                              details=evaluation["details"])
+    settings = {key: side_by_side[key] for key in ("temperature", "top_p", "max_new_tokens") if key in side_by_side}
+    for generation in measured["generations"]:
+        store.save_generation("stage5", "after", f"run {run_id}", generation["prompt"], generation["text"], settings)
+    store.put_result("stage5", "evaluation", measured["result"])
+
+
+# -- the background job ---------------------------------------------------------------------------
+def start_evaluation(run: dict, adapter: str | Path, *, reference: bool, store: Store, eval_recipes: int,
+                     side_by_side: dict) -> str:
+    """Queue the evaluation of the finished training ``run`` and start its process; return its id at once.
+
+    It is a run of kind ``"evaluate"`` in the store, watched, cancelled and explained like a training
+    run (``jobs.job_status``, ``jobs.cancel_job``); its steps are the phases of ``EVALUATION_PHASES``.
+    """
+    from . import jobs
+
+    config = {"target_run": run["id"], "adapter": str(adapter), "reference": bool(reference),
+              "eval_recipes": int(eval_recipes), "side_by_side": dict(side_by_side)}
+    run_id = store.start_run("evaluate", config, name=f"evaluate {run['id']}", status="queued")
+    store.update_run(run_id, summary={"total_steps": len(EVALUATION_PHASES)}, checkpoint_dir=str(jobs.run_dir(run_id)))
+    jobs.spawn_job_process(run_id, store, resume=False, module=__name__)
+    return run_id
+
+
+def run_evaluation_job(run_id: str, *, store_path: str | None = None, learner: str | None = None) -> int:
+    """What ``python -m lessons.engine.evaluation run RUN_ID`` does: evaluate, record, say how it ended."""
+    import traceback
+
+    from . import jobs
+    from .modules import load_stage_module
+    from .quiet import quiet_library_notices
+
+    quiet_library_notices()  # the log is the learner's: their numbers, not library notices
+    store = Store(store_path, learner=learner)
+    job = store.run(run_id)
+    config = job["config"]
+    target = store.run(config["target_run"])
+    store.update_run(run_id, status="running", pid=os.getpid(), reason="")
+    signal.signal(signal.SIGTERM, lambda *_: (jobs.run_dir(run_id) / jobs.CANCEL_NAME).write_text("SIGTERM\n"))
+
+    def progress(done: int, phase: str) -> None:
+        print(f"[evaluate] {done + 1}/{len(EVALUATION_PHASES)}: {phase}", flush=True)
+        store.log_metric(run_id, done, "phase", phase=phase)
+
+    try:
+        modules = {key: load_stage_module(key, reference=config["reference"]) for key in EVALUATION_STAGES}
+        measured = evaluate_run(modules, target, adapter=config["adapter"], eval_recipes=config["eval_recipes"],
+                                side_by_side=config["side_by_side"], progress=progress,
+                                should_stop=lambda: jobs.cancel_requested(run_id))
+    except BaseException as error:  # noqa: BLE001 - whatever happened, the run says why it ended
+        traceback.print_exc()
+        store.update_run(run_id, status="failed", reason=jobs.explain_failure(error))
+        return 1
+    if measured is None:
+        store.update_run(run_id, status="cancelled", reason="cancelled: nothing was recorded")
+        return 0
+    record_evaluation(store, config["target_run"], measured, config["side_by_side"])
+    store.log_metric(run_id, len(EVALUATION_PHASES), "phase", phase="done")
+    store.update_run(run_id, status="finished", reason="",
+                     summary={"total_steps": len(EVALUATION_PHASES), "perplexity_before":
+                              measured["result"]["perplexity_before"],
+                              "perplexity_after": measured["result"]["perplexity_after"]})
+    print(f"[evaluate] run {run_id} finished", flush=True)
+    store.close()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lessons.engine.evaluation",
+                                     description="Run one queued evaluation (the stage 5 page starts these).")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="evaluate as the run RUN_ID of the store says")
+    run.add_argument("run_id")
+    run.add_argument("--store", default=None, help="the store's database file (default: the lab's)")
+    run.add_argument("--learner", default=None, help="whose store rows (default: LAB_LEARNER)")
+    args = parser.parse_args(argv)
+    return run_evaluation_job(args.run_id, store_path=args.store, learner=args.learner)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
