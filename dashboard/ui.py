@@ -323,9 +323,7 @@ def draw_demo_checks(stage: Stage) -> None:
         with st.spinner(f"Running {command} …"):
             st.session_state[output_key] = lesson_logic.run_checks(stage, extra_args=["--reference"])
     draw_check_output(st.session_state.get(output_key))
-    for _, title in lesson_logic.declared_checks(stage):
-        with st.container(border=True):
-            st.markdown(f"• **{title}**")
+    st.markdown("\n".join(f"- **{title}**" for _, title in lesson_logic.declared_checks(stage)))
 
 
 def draw_results(stage: Stage, store: Store) -> None:

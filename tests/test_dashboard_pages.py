@@ -461,7 +461,7 @@ def test_stage6_shows_temperature_and_top_p_on_the_real_model(learner, monkeypat
     assert not at.error, texts(at.error)
     assert len(charts(at)) == 2, "the toy logits and the real next-token distribution"
     next_token = json.loads(charts(at)[1].proto.spec)
-    assert next_token["title"] == "base: the 8 most probable next tokens" and next_token["height"] <= 8 * 34
+    assert next_token["title"] == "base: the 8 most probable next tokens" and next_token["height"] <= 450
     assert any("of the 12 most probable tokens can still be drawn" in c for c in texts(at.caption).splitlines())
     at.slider(key="stage6_temperature").set_value(0.0).run()
     assert "base: 1 of the 12 most probable tokens can still be drawn." in texts(at.caption), "greedy keeps one"

@@ -228,15 +228,15 @@ def next_token_chart(rows: list[dict], *, title: str, top: int = NEXT_TOKEN_BARS
     """One model's most probable next tokens (``token``, ``probability``, ``as``): two bars each, before and after.
 
     ``top`` tokens at most, in the rows' order (most probable first); the legend sits above the plot with
-    its labels whole, and the height follows the number of tokens.
+    its labels whole, and the height (the whole chart's, as Streamlit fits it) gives each token 40 px.
     """
     tokens = list(dict.fromkeys(row["token"] for row in rows))[:top]
     frame = pd.DataFrame([row for row in rows if row["token"] in tokens], columns=["token", "probability", "as"])
     return alt.Chart(frame).mark_bar().encode(
-        x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format=".0%")),
+        x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format=".0%", tickCount=5)),
         y=alt.Y("token:N", sort=tokens, title=None, axis=alt.Axis(labelLimit=200, labelFontSize=13)),
         yOffset=alt.YOffset("as:N", sort=NEXT_TOKEN_COLOURS.domain),
         color=alt.Color("as:N", scale=NEXT_TOKEN_COLOURS, title=None,
                         legend=alt.Legend(orient="top", labelLimit=0, direction="horizontal")),
         tooltip=["token:N", "as:N", alt.Tooltip("probability:Q", format=".1%")],
-    ).properties(height=34 * max(1, len(tokens)), title=title)
+    ).properties(height=110 + 40 * max(1, len(tokens)), title=title)  # the whole chart's: title, legend, axis
