@@ -1,6 +1,6 @@
 """The harness under every stage's checks.
 
-* ``pytest checks/stage3`` checks your ``lessons/stage3_tokenize.py``;
+* ``.venv/bin/python -m pytest checks/stage3`` checks your ``lessons/stage3_tokenize.py``;
   ``--reference`` checks the reference solution instead (never counted as your progress).
 * The checks run in a worker process that ``checks/supervisor.py`` watches: a
   check that hangs is stopped after ``--check-timeout`` seconds, first by the
