@@ -570,3 +570,10 @@ def test_stage4b_in_demo_mode_shows_the_bench_this_machine_saved(learner):
     at = open_page("stage4b", demo=True)
     assert "No benchmark yet" not in texts(at.info)
     assert "lab/baseline 1.86x" in texts(at.code) and "CPU test" in texts(at.caption)
+
+
+def test_stage4a_says_which_button_runs_the_step(learner):
+    at = open_page("stage4a", demo=True)
+    assert not at.error, texts(at.error)
+    assert "Press “Run one step on the real model” to run one step" in texts(at.info)
+    assert at.button(key="stage4a_run").label == "Run one step on the real model", "the text names the button there is"

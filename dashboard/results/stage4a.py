@@ -37,7 +37,7 @@ def draw(ref: LessonRef, store: Store) -> None:
                 store.put_result("stage4a", "one_step", saved)
                 store.put_result("stage4a", "gradients", saved["gradients"])
     if not saved:
-        st.info("Press the button to run one step with your functions; the results are kept in your store.")
+        st.info(f"Press “{label}” to run one step with your functions; the results are kept in your store.")
         return
 
     columns = st.columns(4)

@@ -175,7 +175,7 @@ def draw_bench(store: Store) -> None:
         with Store() as own:
             result = own.result("stage4b", "bench")
     if not result:
-        st.info("No benchmark yet. In a terminal: `python -m lessons bench --quick` (about 13 minutes on a "
+        st.info("No benchmark yet. In a terminal: `.venv/bin/python -m lessons bench --quick` (about 13 minutes on a "
                 "2-core CPU) trains the original assignment's recipe and LoRA Kitchen's on the same recipes "
                 "and draws the difference here.")
         return
