@@ -577,3 +577,18 @@ def test_stage4a_says_which_button_runs_the_step(learner):
     assert not at.error, texts(at.error)
     assert "Press “Run one step on the real model” to run one step" in texts(at.info)
     assert at.button(key="stage4a_run").label == "Run one step on the real model", "the text names the button there is"
+
+
+def test_in_demo_mode_the_button_runs_the_checks_on_the_reference(learner, monkeypatch):
+    calls = []
+
+    def fake_run_checks(stage, **kwargs):
+        calls.append((stage.key, kwargs.get("extra_args")))
+        return lesson.CheckCommandResult(f"{stage.check_command} --reference", 0, "17 passed in 6.7s")
+
+    monkeypatch.setattr(lesson, "run_checks", fake_run_checks)
+    at = open_page("stage2", demo=True)
+    at.button(key="stage2_run_reference_checks").click().run()
+    assert calls == [("stage2", ["--reference"])]
+    assert any(e.label.startswith("Output of `.venv/bin/python -m pytest checks/stage2 --reference` (all passed)")
+               for e in at.expander)
