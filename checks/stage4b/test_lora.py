@@ -16,6 +16,7 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from transformers import TrainerCallback, TrainingArguments
 
 from checks.teacher import call, expect
+from lessons.engine.errors import LabError
 from lessons.engine.paths import DATA_DIR
 from lessons.engine.tiny import tiny_gpt2
 
@@ -73,6 +74,18 @@ def test_attention_modules_for_llama_and_gpt2(lesson, tiny_model, tokenizer):
            "for a GPT-2 the attention's queries, keys and values live in one layer.", expected="['c_attn']", got=got,
            hint=("c_fc is GPT-2's MLP." if "c_fc" in (got or []) else
                  "Does your answer depend on the model's module names, or is it fixed for one architecture?"))
+    plain = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.ReLU(), torch.nn.Linear(8, 8))
+    try:
+        got = lesson.attention_modules(plain)
+    except LabError:
+        return
+    except Exception:  # noqa: BLE001 - run it once more through call() for the learner's line
+        call(lesson.attention_modules, plain)
+        raise
+    expect(False, lesson.attention_modules, "a model with neither c_attn nor q_proj and v_proj has no layers to "
+           "name: the given line after your code raises a LabError that says so.",
+           expected="LabError('Sequential has neither ...')", got=got,
+           hint="Does each of your returns run only when the model really has those layers?")
 
 
 def test_make_lora_config(lesson):
