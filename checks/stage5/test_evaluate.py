@@ -310,6 +310,17 @@ def test_memorised_titles(lesson):
     expect(similarities[0] == 1.0 and 0.9 <= similarities[2] < 1.0, lesson.memorised_titles,
            "the similarity should be 1.0 for an exact copy and just under 1 for a typo.",
            expected="[1.0, 1.0, 0.94…, 1.0]", got=similarities)
+    # At the limit: 'apple pie x' and 'lemon tarp' are 0.9 like their training titles, exactly NEAR_COPY_SIMILARITY.
+    generated = ["Apple Pie X", "Lemon Tarp", "Banana Breads", "Apple Pie XY"]
+    got = call(lesson.memorised_titles, generated, ["Lemon Tart", "Apple Pie", "Banana Bread", "Banana Bready"])
+    want = [("Apple Pie X", "Apple Pie", 0.9), ("Lemon Tarp", "Lemon Tart", 0.9),
+            ("Banana Breads", "Banana Bread", 0.96)]
+    if isinstance(got, list):
+        got = [(g.get("generated"), g.get("train_title"), g.get("similarity")) for g in got]
+    expect(got == want, lesson.memorised_titles, "a similarity of exactly 0.9 counts (at least "
+           "NEAR_COPY_SIMILARITY), and a title close to two training titles is paired with the closer one.",
+           expected=want, got=got, hint="Is 0.9 'at least 0.9'? Do the quick ratios only skip pairs that cannot "
+                                        "reach the limit? Is the best ratio kept, or the last one?")
 
 
 def test_off_topic_probe(lesson, tokenizer):

@@ -42,4 +42,10 @@ MISTAKES += [
             'ignore_index=IGNORE_INDEX, reduction="mean").item()\n'
             '            total_tokens += 1',
             caught_by="test_perplexity_ignores_padding"),
+    Mistake("stage5", "memorised_titles reads 'at least NEAR_COPY_SIMILARITY' as 'more than'",
+            "if best_ratio >= NEAR_COPY_SIMILARITY:", "if best_ratio > NEAR_COPY_SIMILARITY:",
+            caught_by="test_memorised_titles"),
+    Mistake("stage5", "memorised_titles keeps the last training title that passes the quick ratios, not the closest",
+            "                if ratio > best_ratio:\n                    best_title, best_ratio = original, ratio\n",
+            "                best_title, best_ratio = original, ratio\n", caught_by="test_memorised_titles"),
 ]
