@@ -316,6 +316,9 @@ def test_token_chart_shows_every_token_in_order_with_its_id():
     values = next(iter(spec["datasets"].values()))
     assert [(v["text"], v["id"]) for v in values] == [("·Panc", 45981), ("akes", 1174)]
     assert "45981" in token_chips_html(tokens) and visible("a\nb") == "a↵b"
+    half = [{"token": "Â", "id": 141, "text": "\ufffd"}]  # token 141 is byte C2 alone: half of a character
+    assert next(iter(token_chart(half).to_dict()["datasets"].values()))[0]["text"] == "⟨C2⟩"
+    assert "⟨C2⟩" in token_chips_html(half)
 
 
 def test_loss_chart_calls_eval_validation():
@@ -345,11 +348,11 @@ def test_the_next_token_chart_shows_eight_tokens_readably_with_its_whole_legend(
     from dashboard.results.stage6 import distribution_rows
 
     rows = [{"id": 100 + i, "text": f" w{i}", "before": 0.05, "after": 0.04, "kept": True} for i in range(12)]
-    rows[1] = {"id": 30, "text": "\ufffd", "token": "Â", "before": 0.1, "after": 0.1, "kept": True}  # ½'s first byte
+    rows[1] = {"id": 141, "text": "\ufffd", "token": "Â", "before": 0.1, "after": 0.1, "kept": True}  # byte C2 alone
     spec = next_token_chart(distribution_rows(rows), title="fine-tuned").to_dict()
     values = next(iter(spec["datasets"].values()))
     tokens = list(dict.fromkeys(value["token"] for value in values))
-    assert tokens == ["·w0 (100)", "⟨C2⟩ (30)", *[f"·w{i} ({100 + i})" for i in range(2, 8)]]
+    assert tokens == ["·w0 (100)", "⟨C2⟩ (141)", *[f"·w{i} ({100 + i})" for i in range(2, 8)]]
     assert spec["height"] <= 450
     legend = spec["encoding"]["color"]["legend"]
     assert legend["labelLimit"] == 0 and legend["orient"] == "top", "the legend's labels whole, not cut"

@@ -65,10 +65,10 @@ def token_colour(token_id: int) -> str:
 def token_frame(tokens: list[dict], *, per_row: int = 8) -> pd.DataFrame:
     rows = []
     for position, token in enumerate(tokens):
+        shown = readable_token(str(token.get("text", token.get("token", ""))), str(token.get("token", "")))
         rows.append({"position": position, "row": position // per_row, "column": position % per_row,
-                     "text": visible(str(token.get("text", token.get("token", "")))),
-                     "token": str(token.get("token", "")), "id": int(token["id"]),
-                     "label": f"{visible(str(token.get('text', token.get('token', ''))))}\n{int(token['id'])}"})
+                     "text": shown, "token": str(token.get("token", "")), "id": int(token["id"]),
+                     "label": f"{shown}\n{int(token['id'])}"})
     return pd.DataFrame(rows, columns=["position", "row", "column", "text", "token", "id", "label"])
 
 
@@ -94,7 +94,7 @@ def token_chips_html(tokens: list[dict]) -> str:
 
     chips = []
     for token in tokens:
-        text = html.escape(visible(str(token.get("text", token.get("token", "")))))
+        text = html.escape(readable_token(str(token.get("text", token.get("token", ""))), str(token.get("token", ""))))
         chips.append(f'<span style="display:inline-block;margin:2px;padding:2px 6px;border-radius:6px;'
                      f'background:{token_colour(int(token["id"]))};font-family:monospace;text-align:center">'
                      f'{text}<br><small style="color:#555">{int(token["id"])}</small></span>')

@@ -44,7 +44,8 @@ def draw(ref: LessonRef, store: Store) -> None:
 
     st.markdown("#### Tokenizer explorer")
     st.caption("Type anything: the model never sees letters, only these token ids. "
-               "A space is shown as ·, a new line as ↵; the same token always has the same colour.")
+               "A space is shown as ·, a new line as ↵, a piece of a character (an emoji takes three tokens) as "
+               "its bytes, ⟨F0⟩; the same token always has the same colour.")
     text = st.text_area("Text to tokenize", value=DEFAULT_TEXT, key="stage1_text", height=90)
     with friendly("splitting your text with show_tokens"):
         tokens = run_task(tasks.show_tokens, ref, text, doing="splitting your text with show_tokens")
