@@ -365,7 +365,8 @@ def test_stage6_temperature_chart_has_a_readable_plot_area(server, screenshots, 
         token_labels = next_token.locator('g[aria-label^="Y-axis"] .role-axis-label text').all_text_contents()
         next_token.screenshot(path=str(screenshots / "stage6-next-token.png"))
         browser.close()
-    print(f"next-token chart: {next_token_box['height']:.0f} px tall, plot {plot['height']:.0f} px, legend {legend}, tokens {token_labels}")
+    print(f"next-token chart: {next_token_box['height']:.0f} px tall, plot {plot['height']:.0f} px, "
+          f"legend {legend}, tokens {token_labels}")
     assert next_token_box["height"] <= 450, "a chart to read at a glance, not a scroll"
     assert legend == ["the model's own", "after temperature and top-p"], "the legend's labels whole"
     assert len(token_labels) == 8 and not any("\ufffd" in label or "Ġ" in label for label in token_labels)

@@ -329,7 +329,8 @@ def test_loss_chart_calls_eval_validation():
 
 
 def test_loss_charts_count_steps_in_whole_numbers():
-    spec = loss_chart([{"step": 1, "split": "train", "loss": 3.0}, {"step": 3, "split": "train", "loss": 2.0}]).to_dict()
+    rows = [{"step": 1, "split": "train", "loss": 3.0}, {"step": 3, "split": "train", "loss": 2.0}]
+    spec = loss_chart(rows).to_dict()
     assert spec["encoding"]["x"]["axis"] == {"format": "d", "tickMinStep": 1}
     rows = [{"run": "a", "split": "train", "step": 1, "loss": 3.0}]
     assert runs_loss_chart(rows).to_dict()["encoding"]["x"]["axis"] == {"format": "d", "tickMinStep": 1}
@@ -339,9 +340,9 @@ def test_loss_charts_count_steps_in_whole_numbers():
                                                 (116, [0, 25, 50, 75, 100, 125]), (3011, [0, 1000, 2000, 3000, 4000])])
 def test_bar_charts_end_on_a_tick_above_the_tallest_bar(largest, ticks):
     assert nice_ticks(largest) == ticks
-    spec = bar_chart([{"setting": "T=0 p=1", "repetition": largest / 2}, {"setting": "T=1.5 p=1", "repetition": largest}],
-                     x="setting", y="repetition").to_dict()
-    assert spec["encoding"]["y"]["scale"]["domain"] == [0, ticks[-1]] and spec["encoding"]["y"]["axis"]["values"] == ticks
+    rows = [{"setting": "T=0 p=1", "repetition": largest / 2}, {"setting": "T=1.5 p=1", "repetition": largest}]
+    value = bar_chart(rows, x="setting", y="repetition").to_dict()["encoding"]["y"]
+    assert value["scale"]["domain"] == [0, ticks[-1]] and value["axis"]["values"] == ticks
 
 
 def test_the_next_token_chart_shows_eight_tokens_readably_with_its_whole_legend():
@@ -370,7 +371,8 @@ def test_captions_name_models_and_settings_in_words():
 
     assert stage_data.model_label(str(PROJECT_ROOT / ".lab" / "models" / "SmolLM2")) == ".lab/models/SmolLM2"
     assert stage_data.model_label("/srv/cache/models/SmolLM2") == "SmolLM2" and stage_data.model_label("gpt2") == "gpt2"
-    assert stage_data.settings_text({"temperature": 0.8, "top_p": 0.9, "seed": 0}) == "temperature 0.8 · top-p 0.9 · seed 0"
+    words = stage_data.settings_text({"temperature": 0.8, "top_p": 0.9, "seed": 0})
+    assert words == "temperature 0.8 · top-p 0.9 · seed 0"
 
 
 @pytest.mark.parametrize(("seconds", "text"), [(None, "–"), (5.4, "5 s"), (245, "4 min 05 s"), (7300, "2 h 01 min")])

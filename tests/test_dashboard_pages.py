@@ -131,7 +131,8 @@ def test_a_stage_page_is_locked_until_the_stage_before_passes(learner, stage):
         seed(earlier.key)
     seed(previous.key, {"test_good": "passed", "test_bad": "failed"})
     at = open_page(stage.key)
-    assert f"Finish stage {previous.label} first" in texts(at.warning) and "has checks still failing" in texts(at.warning)
+    warning = texts(at.warning)
+    assert f"Finish stage {previous.label} first" in warning and "has checks still failing" in warning
     assert f".venv/bin/python -m pytest checks/{previous.key}" in texts(at.code)
     assert "test_bad in words" in texts(at.markdown) and "test_good in words" not in texts(at.markdown)
 

@@ -91,4 +91,5 @@ def draw_before_picture(store: Store) -> None:
         with st.container(border=True):
             st.markdown(f"**Prompt** `{prompt.splitlines()[0]}`")
             st.code(prompt + generation["text"], language="text", wrap_lines=True)
-            st.caption(f"{stage_data.model_label(generation['model'])} · {stage_data.settings_text(generation['settings'])}")
+            st.caption(f"{stage_data.model_label(generation['model'])} · "
+                       f"{stage_data.settings_text(generation['settings'])}")

@@ -78,7 +78,8 @@ def draw(ref: LessonRef, store: Store) -> None:
                                   {"temperature": temperature, "top_p": top_p, "seed": 0})
     for generation in store.generations("stage6", "custom")[-3:][::-1]:
         with st.container(border=True):
-            st.caption(f"{stage_data.model_label(generation['model'])} · {stage_data.settings_text(generation['settings'])}")
+            st.caption(f"{stage_data.model_label(generation['model'])} · "
+                       f"{stage_data.settings_text(generation['settings'])}")
             st.code(generation["prompt"] + generation["text"], language="text", wrap_lines=True)
 
     st.markdown("#### A sweep over temperature and top-p")
