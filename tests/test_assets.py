@@ -49,6 +49,16 @@ def test_embedded_aliases_resolve_to_the_cache():
     assert assets.resolve_model_source(None) == assets.resolve_model_source("smollm2") == str(assets.model_cache_dir())
 
 
+def test_lab_model_names_the_model_used_when_none_is_named(tmp_path, monkeypatch):
+    (tmp_path / "config.json").write_text("{}")
+    monkeypatch.setenv("LAB_MODEL", str(tmp_path))
+    assert assets.resolve_model_source(None) == str(tmp_path), "a class server's (or a test's) own model"
+    assert assets.resolve_model_source("smollm2") == str(assets.model_cache_dir()), "a named model still wins"
+    monkeypatch.setenv("LAB_MODEL", str(tmp_path / "missing"))
+    with pytest.raises(ModelNotFound, match="There is no folder .*missing"):
+        assets.resolve_model_source(None)
+
+
 def test_cli_prints_the_message_not_a_traceback():
     done = subprocess.run([sys.executable, "-m", "lessons", "handout", "--out", str(PROJECT_ROOT)],
                           cwd=PROJECT_ROOT, capture_output=True, text=True)

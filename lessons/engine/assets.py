@@ -30,6 +30,8 @@ EMBEDDED_ALIASES = {"", "default", "embedded", "smollm2", DEFAULT_MODEL_NAME.low
                     "huggingfacetb/smollm2-135m-instruct"}
 
 SETUP_HINT = "run the set-up once: bash lessons/setup.sh"
+# The lab's model when none is named (a folder or a hub id): a class server's choice, or the tests' tiny model.
+LAB_MODEL_ENV = "LAB_MODEL"
 
 
 def _embedded_file(package: tuple[str, str, str], **fmt) -> Path:
@@ -99,7 +101,8 @@ def ensure_model_cache(log=print) -> Path:
 def resolve_model_source(name: str | None = None) -> str:
     """What to hand to ``from_pretrained`` for a model name.
 
-    * ``None`` (or ``"smollm2"``, ``"embedded"``): the embedded SmolLM2-135M-Instruct.
+    * ``None``: the model ``LAB_MODEL`` names, if it is set; otherwise the embedded model.
+    * ``"smollm2"``, ``"embedded"`` (or an empty name): the embedded SmolLM2-135M-Instruct.
     * a local folder with a ``config.json``: that folder.
     * a hub id such as ``distilgpt2``, ``gpt2`` or ``HuggingFaceTB/SmolLM2-135M``:
       that id, if this machine's Hugging Face cache holds it (a classroom server
@@ -107,6 +110,8 @@ def resolve_model_source(name: str | None = None) -> str:
 
     Anything else raises ``ModelNotFound`` saying what to install or pass.
     """
+    if name is None and os.environ.get(LAB_MODEL_ENV, "").strip():
+        name = os.environ[LAB_MODEL_ENV].strip()
     if name is None or name.strip().lower() in EMBEDDED_ALIASES:
         return str(ensure_model_cache())
     path = Path(name).expanduser()
@@ -114,6 +119,10 @@ def resolve_model_source(name: str | None = None) -> str:
         if (path / "config.json").exists():
             return str(path)
         raise ModelNotFound(f"{path} exists but is not a model folder (no config.json in it).\n"
+                            "  fix: pass a folder made by save_pretrained, or leave the name empty "
+                            "for the embedded model")
+    if name.startswith(("/", "./", "../", "~")):  # a path, not a hub id: the hub lookup would only confuse
+        raise ModelNotFound(f"There is no folder {path}.\n"
                             "  fix: pass a folder made by save_pretrained, or leave the name empty "
                             "for the embedded model")
     if os.environ.get("LAB_ONLINE") == "1":
