@@ -108,7 +108,6 @@ def test_the_stage5_page_starts_the_evaluation_in_the_background_and_draws_its_r
     from dashboard import ui
     from dashboard.results import stage5 as page
 
-    monkeypatch.setattr(page, "SIDE_BY_SIDE", TINY_EVALUATION["side_by_side"])  # 4 new tokens, not 320
     _, run, adapter = trained
     demo = f"evaluate-page-{os.getpid()}"
     monkeypatch.setattr(ui, "DEMO_LEARNER", demo)
@@ -120,12 +119,14 @@ def test_the_stage5_page_starts_the_evaluation_in_the_background_and_draws_its_r
     at.session_state["demo"] = True
     at.run()
     at.switch_page("views/stage5.py").run()
+    at.number_input(key="stage5_new_tokens").set_value(4)  # a quick look: 4 new tokens, not 320
     at.button(key="stage5_evaluate").click().run()
     assert not at.exception, [e.value for e in at.exception]
     with Store(learner=demo) as store:
         job = store.runs("evaluate")[-1]
         assert job["config"]["target_run"] == run["id"] and job["config"]["reference"] is True
         assert job["config"]["eval_recipes"] == page.EVAL_RECIPES
+        assert job["config"]["side_by_side"] == {**page.SIDE_BY_SIDE, "max_new_tokens": 4}
         if store.run(job["id"])["status"] in jobs.ACTIVE:  # still running now, so it was while the page ran
             assert at.button(key="stage5_evaluate").disabled, "one evaluation at a time"
         status = wait_for(store, job["id"])

@@ -86,9 +86,12 @@ def draw(ref: LessonRef, store: Store) -> None:
         st.caption(f"Perplexity on up to {EVAL_RECIPES} held-out recipes of that run's own split, three prompts "
                    "side by side, and the measures below. It runs in the background, in phases: you can leave "
                    "this page and come back.")
+        new_tokens = int(st.number_input(
+            "New tokens per model, side by side", 4, 1024, SIDE_BY_SIDE["max_new_tokens"], key="stage5_new_tokens",
+            help="Room to reach [END]: fewer is quicker, but a recipe cut short cannot show that the model stops."))
         if st.button("Evaluate this run", key="stage5_evaluate", type="primary", disabled=busy):
             start_evaluation(runs[run_id], adapter_dir(runs[run_id]), reference=demo_mode(), store=store,
-                             eval_recipes=EVAL_RECIPES, side_by_side=SIDE_BY_SIDE)
+                             eval_recipes=EVAL_RECIPES, side_by_side={**SIDE_BY_SIDE, "max_new_tokens": new_tokens})
             st.rerun()
     else:
         st.info("No finished training run with an adapter yet: train one on the 4B page, then evaluate it here.")
