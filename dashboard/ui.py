@@ -1,49 +1,40 @@
 """Drawing pieces every page shares: the stage page, error boxes, running a task in the worker.
 
 Logic lives in ``dashboard.logic`` (tested without Streamlit); this module only
-draws it. Learner code never runs in this process: ``run_task`` sends it to the
-worker process (``dashboard.logic.kernel``), which holds the models. Session
+draws it, and keeps what lives in the session (demo mode) and Streamlit's caches.
+Learner code never runs in this process: ``run_task`` sends it to the worker
+process (``dashboard.logic.kernel``), which holds the models. Session
 keys that belong to one stage page carry its prefix (``stage3_...``); the
 shared ones (``demo``) are set once in ``app.py``.
 """
 from __future__ import annotations
 
 import importlib
-import os
-import sys
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import streamlit as st
 
-from lessons.engine.errors import LabError
+from lessons.engine.limits import LIMITS
 from lessons.engine.paths import learner_id, relative_to_project
 from lessons.engine.progress import PASSED, stage_progress
 from lessons.engine.stages import Stage, stage as find_stage
 from lessons.engine.store import Store
 
 from dashboard.logic import lesson as lesson_logic
+from dashboard.logic import runs
 from dashboard.logic.friendly import FriendlyError, friendly_error
 from dashboard.logic.kernel import LessonRef, TaskFailed, lesson_ref, shared_kernel
 from dashboard.logic.questions import questions_for
+# Logic the pages import from here (it lives in dashboard.logic); tests set ``ui.DEMO_LEARNER`` and
+# ``ui.lesson_file``, which ``open_results_store`` and ``earlier_ref`` below read from this module.
+from dashboard.logic.modes import DEMO_LEARNER, demo_in_address, demo_requested, lesson_file  # noqa: F401
+from dashboard.logic.runs import adapter_dir, finetuned_choices  # noqa: F401
 
 DEMO_KEY = "demo"
 
 
 # -- modes and the store ------------------------------------------------------------------
-def demo_requested(argv: list[str] | None = None, env: dict | None = None) -> bool:
-    """Demo mode asked for on the command line (``-- --demo``) or by ``LAB_DEMO=1``."""
-    argv = sys.argv if argv is None else argv
-    env = os.environ if env is None else env
-    return "--demo" in argv or str(env.get("LAB_DEMO", "")).lower() in {"1", "true", "yes", "on"}
-
-
-def demo_in_address(value: str | None) -> bool:
-    """Demo mode asked for by the page's address: ``?demo=1`` (what the sidebar toggle leaves there)."""
-    return str(value or "").lower() in {"1", "true", "yes", "on"}
-
-
 def demo_mode() -> bool:
     return bool(st.session_state.get(DEMO_KEY, False))
 
@@ -51,9 +42,6 @@ def demo_mode() -> bool:
 def open_store() -> Store:
     """The learner's store, opened for this script run (SQLite connections are cheap)."""
     return Store()
-
-
-DEMO_LEARNER = "demo"
 
 
 def open_results_store() -> Store:
@@ -118,11 +106,11 @@ def friendly(doing: str = "") -> Iterator[None]:
         show_error(friendly_error(error, doing=doing))
 
 
-# Time limits for learner code: each is many times what a correct solution takes on a laptop CPU, so only a loop
-# that never ends (or far too much work) reaches it; then the worker running it is stopped (dashboard.logic.kernel).
-QUICK_LIMIT_S = 60.0      # formatting, a split, tokenizing, sampling arithmetic: correct code takes seconds
-LOAD_LIMIT_S = 300.0      # loading the model, reading 3,129 recipes, generating a few recipes
-LONG_LIMIT_S = 900.0      # stage 4A's training step on the real model, stage 5's evaluation, a sampling sweep
+# Time limits for learner code (lessons/engine/limits.py says why each is what it is); past one, the worker running
+# it is stopped (dashboard.logic.kernel).
+QUICK_LIMIT_S = LIMITS.page_quick_s  # formatting, a split, tokenizing, sampling arithmetic
+LOAD_LIMIT_S = LIMITS.page_load_s    # loading the model, reading 3,129 recipes, generating a few recipes
+LONG_LIMIT_S = LIMITS.page_long_s    # stage 4A's training step, stage 5's evaluation, a sampling sweep
 
 RESTART_COUNT_KEY = "_worker_restart_buttons"  # per script run: each restart button of a page gets its own key
 
@@ -164,12 +152,6 @@ def run_task(task: Callable[..., Any], *args: Any, timeout_s: float = QUICK_LIMI
         raise LearnerCodeStopped(failed.problem.headline) from None
 
 
-def lesson_file(key: str, *, reference: bool) -> Path:
-    """Where stage ``key``'s code is: the reference solution, or the learner's file (tests plant another here)."""
-    stage = find_stage(key)
-    return stage.reference_file if reference else stage.learner_file
-
-
 def earlier_ref(key: str) -> LessonRef:
     """A stage's file as tasks receive it: the reference in demo mode, else the learner's (``LabError`` if missing).
 
@@ -199,36 +181,12 @@ def base_tokenizer(name: str | None = None):
     return AutoTokenizer.from_pretrained(resolve_model_source(name))
 
 
-def adapter_dir(run: dict) -> Path | None:
-    """Where a finished run saved its LoRA adapter (``adapter_config.json`` inside), or None."""
-    from lessons.engine import jobs
-
-    summary = run.get("summary") or {}
-    candidates = [summary.get(key) for key in ("adapter", "adapter_path", "adapter_dir")]
-    if run.get("checkpoint_dir"):
-        candidates.append(Path(run["checkpoint_dir"]) / "adapter")
-    candidates.append(jobs.run_dir(run["id"]) / "adapter")
-    for candidate in candidates:
-        if candidate and (Path(candidate) / "adapter_config.json").exists():
-            return Path(candidate)
-    return None
-
-
-def finetuned_choices(store: Store) -> list[str]:
-    """The ids of finished training runs that saved an adapter, oldest first."""
-    return [run["id"] for run in store.runs("train") if run["status"] == "finished" and adapter_dir(run)]
-
-
 def model_spec(run_id: str | None) -> dict | None:
-    """What a task needs to load a model in the worker: None for the base model, a finished run's adapter else."""
+    """``dashboard.logic.runs.model_spec`` read from the store this mode shows (the learner's, or demo mode's)."""
     if run_id is None:
         return None
     with open_results_store() as store:
-        run = store.run(run_id)
-    folder = adapter_dir(run) if run else None
-    if folder is None:
-        raise LabError(f"run {run_id} has no saved adapter (did it finish?)")
-    return {"run": run_id, "adapter": str(folder), "model": (run.get("config") or {}).get("model") or None}
+        return runs.model_spec(run_id, store)
 
 
 # -- the stage page ----------------------------------------------------------------------------------

@@ -346,7 +346,7 @@ def test_bar_charts_end_on_a_tick_above_the_tallest_bar(largest, ticks):
 
 
 def test_the_next_token_chart_shows_eight_tokens_readably_with_its_whole_legend():
-    from dashboard.results.stage6 import distribution_rows
+    from dashboard.logic.stage_data import distribution_rows
 
     rows = [{"id": 100 + i, "text": f" w{i}", "before": 0.05, "after": 0.04, "kept": True} for i in range(12)]
     rows[1] = {"id": 141, "text": "\ufffd", "token": "Â", "before": 0.1, "after": 0.1, "kept": True}  # byte C2 alone
@@ -394,3 +394,128 @@ def test_rows_for_the_stage_results():
     assert [r["layer"] for r in stage_data.gradient_rows(gradients)] == ["embed_tokens", "layers.0"]
     assert stage_data.lora_share(460_800, 134_975_808) == "0.34 % (460,800 of 134,975,808)"
     json.dumps(stage_data.run_rows([{"id": "r", "status": "finished", "config": {"rank": 8}, "summary": {}}]))
+
+
+# -- logic moved out of the pages (dashboard.logic.modes, runs, bench, stage_data) ---------------------------
+def test_the_pages_logic_imports_without_streamlit():
+    """The modules the pages draw from load in a process that never imports Streamlit (a fresh one: this one may)."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from dashboard.logic import bench, modes, runs, stage_data\n"
+            "assert 'streamlit' not in sys.modules, 'a logic module imported streamlit'\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize(("argv", "env", "expected"), [
+    ([], {}, False), (["app.py", "--demo"], {}, True), ([], {"LAB_DEMO": "1"}, True), ([], {"LAB_DEMO": "Yes"}, True),
+    ([], {"LAB_DEMO": "0"}, False), ([], {"LAB_DEMO": ""}, False)])
+def test_demo_mode_is_asked_for_on_the_command_line_or_in_the_environment(argv, env, expected):
+    from dashboard.logic.modes import demo_requested
+
+    assert demo_requested(argv, env) is expected
+
+
+@pytest.mark.parametrize(("value", "expected"), [(None, False), ("", False), ("1", True), ("true", True),
+                                                 ("0", False), ("no", False)])
+def test_demo_mode_in_the_address(value, expected):
+    from dashboard.logic.modes import demo_in_address
+
+    assert demo_in_address(value) is expected
+
+
+def test_demo_mode_runs_the_reference_and_the_learner_their_own_file():
+    from dashboard.logic.modes import lesson_file
+
+    assert lesson_file("stage3", reference=True) == STAGES_BY_KEY["stage3"].reference_file
+    assert lesson_file("stage3", reference=False) == STAGES_BY_KEY["stage3"].learner_file
+
+
+def run_with_adapter(store: Store, folder, *, config: dict | None = None, adapter: bool = True) -> str:
+    """A finished training run whose summary names ``folder`` as its adapter (written when ``adapter``)."""
+    run_id = store.start_run("train", config or {})
+    if adapter:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "adapter_config.json").write_text("{}")
+    store.update_run(run_id, status="finished", summary={"adapter_dir": str(folder)})
+    return run_id
+
+
+def test_a_run_is_a_choice_only_when_it_finished_and_saved_an_adapter(store, tmp_path):
+    from dashboard.logic.runs import adapter_dir, finetuned_choices
+
+    first = run_with_adapter(store, tmp_path / "first")
+    run_with_adapter(store, tmp_path / "no-adapter", adapter=False)  # finished, but nothing saved
+    running = store.start_run("train", {})
+    (tmp_path / "running").mkdir()
+    (tmp_path / "running" / "adapter_config.json").write_text("{}")
+    store.update_run(running, summary={"adapter_dir": str(tmp_path / "running")})  # saved, still running
+    last = run_with_adapter(store, tmp_path / "last")
+    assert finetuned_choices(store) == [first, last], "oldest first, the unfinished and adapter-less left out"
+    assert adapter_dir(store.run(first)) == tmp_path / "first"
+
+
+def test_an_adapter_is_found_in_the_runs_own_folder_when_the_summary_names_none(store):
+    from dashboard.logic.runs import adapter_dir
+    from lessons.engine import jobs
+
+    run_id = store.start_run("train", {}, status="finished")
+    assert adapter_dir(store.run(run_id)) is None
+    folder = jobs.run_dir(run_id) / "adapter"
+    folder.mkdir(parents=True)
+    (folder / "adapter_config.json").write_text("{}")
+    assert adapter_dir(store.run(run_id)) == folder
+
+
+def test_a_model_spec_names_the_runs_adapter_and_base_model(store, tmp_path):
+    from dashboard.logic.runs import model_spec
+    from lessons.engine.errors import LabError
+
+    assert model_spec(None, store) is None, "None: the base model"
+    run_id = run_with_adapter(store, tmp_path / "adapter", config={"model": "gpt2"})
+    assert model_spec(run_id, store) == {"run": run_id, "adapter": str(tmp_path / "adapter"), "model": "gpt2"}
+    default = run_with_adapter(store, tmp_path / "default", config={"model": ""})
+    assert model_spec(default, store)["model"] is None, "the default base model"
+    with pytest.raises(LabError, match="no saved adapter"):
+        model_spec(run_with_adapter(store, tmp_path / "none", adapter=False), store)
+    with pytest.raises(LabError, match="no saved adapter"):
+        model_spec("no-such-run", store)
+
+
+def test_the_one_step_report_says_what_it_did_not_measure():
+    assert stage_data.shown(0.012345, ".4f") == "0.0123" and stage_data.shown(None, ".4f") == "not measured"
+    assert stage_data.change(2.5, 2.45) == "-0.0500"
+    assert stage_data.change(None, 2.45) is None and stage_data.change(2.5, None) is None
+
+
+def test_every_runs_losses_in_one_chart_named_by_their_settings():
+    runs = [{"id": "20260101-abc123", "config": {"rank": 8, "epochs": 1, "n_recipes": 400}},
+            {"id": "20260102-def456", "config": {}}]
+    metrics = {"20260101-abc123": [{"step": 1, "loss": 2.0, "split": "train"},
+                                   {"step": 1, "loss": 2.2, "split": "eval"},
+                                   {"step": 2, "loss": None, "split": "train"}]}
+    assert stage_data.history_loss_rows(runs, metrics) == [
+        {"run": "abc123 r=8 ep=1 n=400", "step": 1, "loss": 2.0, "split": "train"},
+        {"run": "abc123 r=8 ep=1 n=400", "step": 1, "loss": 2.2, "split": "validation"}]
+
+
+def test_bench_rows_per_arm_per_epoch_and_the_ladder_in_order():
+    from dashboard.logic.bench import bench_charts, bench_rows
+
+    result = {"settings": {"epochs": 2, "max_new_tokens": 6},
+              "arms": {"baseline": {"padding_share": 0.25, "tokens_per_s": 100.0, "step_seconds": 40.0,
+                                    "stop_rate": 0.0},
+                       "lab": {"padding_share": 0.02, "tokens_per_s": 300.0, "step_seconds": 10.0, "stop_rate": 1.0}},
+              "ladder": [{"rung": "padded to 256", "tokens_per_s": 100.0}, {"rung": "+ bf16", "tokens_per_s": 180.0}]}
+    rows = bench_rows(result)
+    assert [(arm["arm"], arm["epoch_seconds"]) for arm in rows["arms"]] == [("original assignment", 20.0),
+                                                                           ("LoRA Kitchen", 5.0)]
+    assert [rung["rung"] for rung in rows["ladder"]] == ["1. padded to 256", "2. + bf16"] and rows["budget"] == 6
+    empty = bench_rows({})
+    assert [arm["tokens_per_s"] for arm in empty["arms"]] == [0.0, 0.0] and empty["ladder"] == []
+    assert empty["budget"] is None
+    charts = bench_charts(result)
+    assert len(charts) == 5 and charts[3].to_dict()["title"] == "Generations that stop at [END] within 6 new tokens"
+

@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from dashboard.logic.charts import readable_token
 from lessons.engine.paths import relative_to_project
 
 MARKUP_HINTS = re.compile(r"<ref|<[a-z]+|''|\[\[|&[a-z#0-9]+;", re.IGNORECASE)
@@ -108,6 +109,22 @@ def surprise_rows(tokens: list[str], surprise: list[float]) -> list[dict]:
             for i, (token, value) in enumerate(zip(tokens, surprise))]
 
 
+NOT_MEASURED = "not measured"
+
+
+def shown(value: float | None, spec: str) -> str:
+    """A number of the step's report as the page writes it; None (the report did not measure it) says so.
+
+    ``shown(0.01234, ".4f")`` → ``"0.0123"``; ``shown(None, ".4f")`` → ``"not measured"``.
+    """
+    return NOT_MEASURED if value is None else format(value, spec)
+
+
+def change(before: float | None, after: float | None) -> str | None:
+    """``after - before`` as a signed delta (``"-0.0500"``), or no delta when either was not measured."""
+    return None if before is None or after is None else f"{after - before:+.4f}"
+
+
 # -- stage 4B --------------------------------------------------------------------------------
 def lora_share(trainable: int, total: int) -> str:
     """``"1.2 % (1,634,304 of 134,515,008)"``."""
@@ -142,3 +159,31 @@ def run_rows(runs: list[dict]) -> list[dict]:
                      "final validation loss": summary.get("final_eval_loss", summary.get("eval_loss")),
                      "reason": run.get("reason", "")})
     return rows
+
+
+def history_loss_rows(runs: list[dict], metrics: dict[str, list[dict]]) -> list[dict]:
+    """Every run's losses for one chart: ``{"run", "step", "loss", "split"}``, the run named by its settings.
+
+    Args:
+        runs: training runs (``store.runs("train")``).
+        metrics: each run's metrics by run id (``store.metrics(id)``); a run missing here has none.
+    """
+    rows = []
+    for run in runs:
+        config = run.get("config") or {}
+        name = f"{run['id'][-6:]} r={config.get('rank')} ep={config.get('epochs')} n={config.get('n_recipes')}"
+        rows += [{"run": name, "step": m["step"], "loss": m["loss"],
+                  "split": "validation" if m["split"] in ("eval", "validation") else m["split"]}
+                 for m in metrics.get(run["id"], []) if m.get("loss") is not None]
+    return rows
+
+
+# -- stage 6 ---------------------------------------------------------------------------------
+def distribution_rows(rows: list[dict]) -> list[dict]:
+    """``next_token_distribution`` rows as chart rows: one bar before and one after per token, readable text."""
+    out = []
+    for row in rows:
+        token = f"{readable_token(str(row.get('text', row.get('id'))), str(row.get('token') or ''))} ({row['id']})"
+        out.append({"token": token, "probability": float(row["before"]), "as": "the model's own"})
+        out.append({"token": token, "probability": float(row["after"]), "as": "after temperature and top-p"})
+    return out

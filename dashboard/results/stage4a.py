@@ -13,6 +13,7 @@ import streamlit as st
 from dashboard.logic import stage_data
 from dashboard.logic.charts import bar_chart
 from dashboard.logic.kernel import LessonRef
+from dashboard.logic.stage_data import change, shown
 from dashboard.tasks import stage4a as tasks
 from dashboard.ui import LONG_LIMIT_S, earlier_ref, friendly, run_task
 from lessons.engine.store import Store
@@ -70,16 +71,3 @@ def draw(ref: LessonRef, store: Store) -> None:
                       delta=change(step.get("other_before"), step.get("other_after")), delta_color="inverse",
                       help=f"before the step: {shown(step.get('other_before'), '.4f')}")
     columns[3].metric("Largest relative weight change", shown(step.get("largest_relative_change"), ".2e"))
-
-
-NOT_MEASURED = "not measured"
-
-
-def shown(value: float | None, spec: str) -> str:
-    """A number of the step's report as the page writes it; None (the report did not measure it) says so."""
-    return NOT_MEASURED if value is None else format(value, spec)
-
-
-def change(before: float | None, after: float | None) -> str | None:
-    """``after - before`` as a signed delta, or no delta when either was not measured."""
-    return None if before is None or after is None else f"{after - before:+.4f}"

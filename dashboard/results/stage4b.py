@@ -17,8 +17,10 @@ from dataclasses import fields
 import streamlit as st
 
 from dashboard.logic import stage_data
+from dashboard.logic.bench import bench_charts, bench_rows  # noqa: F401 - bench_rows: importable here as before
 from dashboard.logic.charts import loss_chart, runs_loss_chart
 from dashboard.logic.kernel import LessonRef
+from dashboard.logic.runs import training_settings_class
 from dashboard.tasks import stage4b as tasks
 from dashboard.ui import demo_mode, friendly, open_results_store, run_task
 from lessons.engine import jobs
@@ -29,12 +31,6 @@ from lessons.engine.store import Store
 RANKS = [1, 2, 4, 8, 16, 32, 64]
 LEARNING_RATES = [5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 3e-3, 5e-3]
 POLL_SECONDS = 2.0  # how often the live view reads the store while a run is going
-
-
-def training_settings_class():
-    from lessons.engine.training import TrainSettings
-
-    return TrainSettings
 
 
 def draw(ref: LessonRef, store: Store) -> None:
@@ -112,58 +108,6 @@ def draw(ref: LessonRef, store: Store) -> None:
     watch(store, active)
     draw_history(store)
     draw_bench(store)
-
-
-def bench_rows(result: dict) -> dict:
-    """The benchmark's numbers as chart rows: per arm (padding, tokens/s, time per epoch, stops), the speed ladder,
-    and the stop rate's budget of new tokens (None in results saved without it)."""
-    arms, settings = result.get("arms") or {}, result.get("settings") or {}
-    names = {"baseline": "original assignment", "lab": "LoRA Kitchen"}
-    epochs = max(1, int(settings.get("epochs") or 1))  # results saved without epochs: one pass
-    per_arm = []
-    for key in ("baseline", "lab"):
-        arm = arms.get(key) or {}
-        per_arm.append({"arm": names[key], "padding_share": float(arm.get("padding_share") or 0.0),
-                        "tokens_per_s": float(arm.get("tokens_per_s") or 0.0),
-                        "epoch_seconds": float(arm.get("step_seconds") or 0.0) / epochs,
-                        "stop_rate": float(arm.get("stop_rate") or 0.0),
-                        "perplexity": arm.get("perplexity")})
-    ladder = [{"rung": f"{i + 1}. {rung['rung']}", "tokens_per_s": float(rung.get("tokens_per_s") or 0.0)}
-              for i, rung in enumerate(result.get("ladder") or [])]
-    return {"arms": per_arm, "ladder": ladder, "budget": settings.get("max_new_tokens")}
-
-
-def bench_charts(result: dict) -> list:
-    """Altair charts of a ``python -m lessons bench`` result: what padding costs, and what each piece gains."""
-    import altair as alt
-    import pandas as pd
-
-    rows = bench_rows(result)
-    arms = pd.DataFrame(rows["arms"])
-    colour = alt.Color("arm:N", legend=None, scale=alt.Scale(domain=["original assignment", "LoRA Kitchen"],
-                                                             range=["#9e9e9e", "#2e7d32"]))
-
-    def bars(field: str, title: str, fmt: str) -> alt.Chart:
-        return alt.Chart(arms).mark_bar().encode(
-            y=alt.Y("arm:N", title=None, sort=["original assignment", "LoRA Kitchen"]),
-            x=alt.X(f"{field}:Q", title=title, axis=alt.Axis(format=fmt)), color=colour,
-            tooltip=["arm:N", alt.Tooltip(f"{field}:Q", title=title, format=fmt)]).properties(
-            # a height per bar: a fixed 90 px for the whole chart draws each bar as a 1-px line in Streamlit 1.67
-            height=alt.Step(30), title=title)
-
-    charts = [bars("padding_share", "Share of each batch that is padding", ".0%"),
-              bars("tokens_per_s", "Useful tokens per second (higher is better)", ",.0f"),
-              bars("epoch_seconds", "Seconds of training per epoch (lower is better)", ",.0f"),
-              bars("stop_rate", "Generations that stop at [END]"
-                   + (f" within {rows['budget']} new tokens" if rows["budget"] else ""), ".0%")]
-    if rows["ladder"]:
-        ladder = pd.DataFrame(rows["ladder"])
-        charts.append(alt.Chart(ladder).mark_bar(color="#2e7d32").encode(
-            y=alt.Y("rung:N", title=None, sort=None, axis=alt.Axis(labelLimit=420)),  # whole rung names
-            x=alt.X("tokens_per_s:Q", title="useful tokens per second"),
-            tooltip=["rung:N", alt.Tooltip("tokens_per_s:Q", format=",.0f")]).properties(
-            title="One piece at a time: training steps on the same recipes"))
-    return charts
 
 
 def draw_bench(store: Store) -> None:
@@ -269,12 +213,6 @@ def draw_history(store: Store) -> None:
         return
     st.markdown("#### Your runs")
     st.dataframe(stage_data.run_rows(runs), hide_index=True)
-    rows = []
-    for run in runs:
-        config = run.get("config") or {}
-        name = f"{run['id'][-6:]} r={config.get('rank')} ep={config.get('epochs')} n={config.get('n_recipes')}"
-        rows += [{"run": name, "step": m["step"], "loss": m["loss"],
-                  "split": "validation" if m["split"] in ("eval", "validation") else m["split"]}
-                 for m in store.metrics(run["id"]) if m.get("loss") is not None]
+    rows = stage_data.history_loss_rows(runs, {run["id"]: store.metrics(run["id"]) for run in runs})
     if len(runs) > 1 and rows:
         st.altair_chart(runs_loss_chart(rows, title="All your runs (dashed: validation)"), width="stretch")

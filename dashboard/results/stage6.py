@@ -11,24 +11,15 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard.logic import stage_data
-from dashboard.logic.charts import NEXT_TOKEN_BARS, bar_chart, next_token_chart, readable_token, temperature_chart
+from dashboard.logic.charts import NEXT_TOKEN_BARS, bar_chart, next_token_chart, temperature_chart
 from dashboard.logic.kernel import LessonRef
+from dashboard.logic.stage_data import distribution_rows
 from dashboard.tasks import stage6 as tasks
 from dashboard.ui import LOAD_LIMIT_S, LONG_LIMIT_S, finetuned_choices, friendly, model_spec, run_task
 from lessons.engine.store import Store
 
 DEFAULT_PROMPT = "RECIPE: Banana Pancakes\nINGREDIENTS:"
 TOY_LOGITS = [2.0, 1.0, 0.0]  # the lesson's own example: three tokens, scores 2, 1 and 0
-
-
-def distribution_rows(rows: list[dict]) -> list[dict]:
-    """``next_token_distribution`` rows as chart rows: one bar before and one after per token, readable text."""
-    out = []
-    for row in rows:
-        token = f"{readable_token(str(row.get('text', row.get('id'))), str(row.get('token') or ''))} ({row['id']})"
-        out.append({"token": token, "probability": float(row["before"]), "as": "the model's own"})
-        out.append({"token": token, "probability": float(row["after"]), "as": "after temperature and top-p"})
-    return out
 
 
 def draw(ref: LessonRef, store: Store) -> None:

@@ -3,7 +3,7 @@
 The base model and a finished run's fine-tuned model are loaded by the engine
 (never by learner code) and kept in the worker's model group; ``spec`` names
 one: ``None`` for the base model, ``{"run", "adapter", "model"}`` for a run's
-adapter (``dashboard.ui.model_spec`` makes it from the store).
+adapter (``dashboard.logic.runs.model_spec`` makes it from the store).
 """
 from __future__ import annotations
 

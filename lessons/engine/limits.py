@@ -21,6 +21,11 @@ class Limits:
     report_example_chars: int = 500          # stage 7: an example kept in a cleaning report is cut to this length
     worker_output_bytes: int = 20_000        # dashboard: a page's worker keeps this much of what learner code prints
                                              # (the end), and echoes at most this much per call to the terminal
+    # dashboard: how long a page waits for learner code in the worker (then the worker is stopped); each is many
+    # times what a correct solution takes on a laptop CPU, so only a loop that never ends (or far too much work) hits it
+    page_quick_s: float = 60.0    # formatting, a split, tokenizing, sampling arithmetic: correct code takes seconds
+    page_load_s: float = 300.0    # loading the model, reading 3,129 recipes, generating a few recipes
+    page_long_s: float = 900.0    # stage 4A's training step on the real model, stage 5's evaluation, a sampling sweep
 
 
 LIMITS = Limits()
