@@ -519,3 +519,68 @@ def test_bench_rows_per_arm_per_epoch_and_the_ladder_in_order():
     charts = bench_charts(result)
     assert len(charts) == 5 and charts[3].to_dict()["title"] == "Generations that stop at [END] within 6 new tokens"
 
+
+# -- pages only draw ----------------------------------------------------------------------------------------
+# A top-level function of a page module that neither uses ``st`` nor calls a function that draws is logic: it
+# belongs in dashboard/logic/ (or dashboard/tasks/ when it runs learner code). The few that stay say why.
+STAYS_IN_A_PAGE = {
+    ("ui.py", "open_store"): "one line: the page's store for this script run, beside open_results_store",
+    ("results/stage5.py", "stop_note"): "the lead's file (stage 5's evaluation): to move to dashboard/logic",
+    ("results/stage5.py", "newest_evaluation"): "the lead's file (stage 5's evaluation): to move to dashboard/logic",
+    ("results/stage7.py", "dataset_choices"): "the lead's file (stage 7): to move to dashboard/logic/own_dataset.py",
+    ("results/stage7.py", "dataset_label"): "the lead's file (stage 7): to move to dashboard/logic/own_dataset.py",
+    ("results/stage7.py", "cleaning_rows"): "the lead's file (stage 7): to move to dashboard/logic/own_dataset.py",
+}
+
+
+def drawing_functions(tree: ast.Module, drawing_imports: set[str]) -> tuple[set[str], set[str]]:
+    """(every top-level function, those that draw): a function draws when it (its decorators included) uses
+    ``st`` or calls a function that draws, of its own module or imported from ``dashboard.ui``."""
+    functions = {node.name: node for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    names = {name: {n.id for n in ast.walk(node) if isinstance(n, ast.Name)} for name, node in functions.items()}
+    drawing = {name for name, used in names.items() if "st" in used or used & drawing_imports}
+    while True:  # a function that calls one that draws draws too
+        more = {name for name, used in names.items() if name not in drawing and used & drawing}
+        if not more:
+            return set(functions), drawing
+        drawing |= more
+
+
+def imported_from_ui(tree: ast.Module) -> set[str]:
+    return {alias.asname or alias.name for node in tree.body if isinstance(node, ast.ImportFrom)
+            and node.module == "dashboard.ui" for alias in node.names}
+
+
+def test_a_function_that_uses_no_st_and_calls_nothing_that_draws_is_logic():
+    tree = ast.parse("import streamlit as st\n"
+                     "from dashboard.ui import friendly, QUICK_LIMIT_S\n"
+                     "def title(): st.title('x')\n"
+                     "def page(): title()\n"
+                     "def guarded():\n    with friendly('x'): pass\n"
+                     "@st.cache_resource\ndef cached(): return 1\n"
+                     "def rows(report): return [{'n': n} for n in report]\n"
+                     "def limit(): return QUICK_LIMIT_S\n")
+    functions, drawing = drawing_functions(tree, imported_from_ui(tree) & {"friendly"})
+    assert functions - drawing == {"rows", "limit"}
+
+
+def test_pages_only_draw_their_logic_is_importable():
+    from lessons.engine.paths import PROJECT_ROOT
+
+    dashboard = PROJECT_ROOT / "dashboard"
+    _, ui_drawing = drawing_functions(ast.parse((dashboard / "ui.py").read_text(encoding="utf-8")), set())
+    logic, seen = [], set()
+    for path in [dashboard / "ui.py", *sorted((dashboard / "results").glob("*.py")),
+                 *sorted((dashboard / "views").glob("*.py"))]:
+        where = path.relative_to(dashboard).as_posix()
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        functions, drawing = drawing_functions(tree, imported_from_ui(tree) & ui_drawing)
+        for name in sorted(functions - drawing):
+            seen.add((where, name))
+            if (where, name) not in STAYS_IN_A_PAGE:
+                logic.append(f"dashboard/{where}: {name}")
+    assert not logic, ("these page functions neither use st nor call one that draws: move them to "
+                       "dashboard/logic/ (tested in this file), or add them to STAYS_IN_A_PAGE with the reason:\n  "
+                       + "\n  ".join(logic))
+    stale = sorted(set(STAYS_IN_A_PAGE) - seen)
+    assert not stale, f"STAYS_IN_A_PAGE names functions that moved, went or draw now: {stale}"
