@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
             elif argv[0] == "mutation-score":
                 from checks.mutation import main as command
             else:
-                from .engine.bench import main as command
+                from .bench.cli import main as command
             return command(argv[1:])
         except LabError as error:
             print(f"error: {error}", file=sys.stderr)

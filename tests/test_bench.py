@@ -1,4 +1,5 @@
-"""The benchmark's machinery (``lessons/engine/bench.py``) and the padding-free path it measures.
+"""The benchmark's machinery (``lessons/bench/``, measuring with ``lessons/engine/measure.py``) and the
+padding-free path it measures.
 
 Everything here runs a *tiny* Llama or GPT-2 (2 layers, 64 wide, the real
 49,152-token tokenizer; ``lessons/engine/tiny.py``) on real fixture recipes.
@@ -15,13 +16,17 @@ import json
 import pytest
 import torch
 
-from lessons.engine import bench
+from lessons.bench import measurement, table
+from lessons.bench.run import run_bench
+from lessons.bench.settings import BenchSettings
+from lessons.engine import measure
 from lessons.engine.constants import END_MARKER, PROMPT_TEMPLATE
 from lessons.engine.modules import load_stage_module
 from lessons.engine.paths import DATA_DIR
+from lessons.engine.speed import supports_packing
 from lessons.engine.store import Store
 from lessons.engine.tiny import real_tokenizer, tiny_gpt2, tiny_llama
-from lessons.engine.training import init_end_from_eos, supports_packing
+from lessons.engine.training import init_end_from_eos
 
 STAGES = ("stage2", "stage3", "stage4a", "stage4b")
 
@@ -52,15 +57,15 @@ def test_packed_loss_equals_each_recipe_alone(make_model, tokenizer, recipe_rows
     model = make_model(tokenizer).eval()
     assert supports_packing(model)
     with torch.no_grad():
-        packed_loss, packed_count = bench.summed_loss(model, bench.pack(recipe_rows))
-        alone = [bench.summed_loss(model, bench.pad([row], tokenizer.pad_token_id)) for row in recipe_rows]
-        padded_loss, padded_count = bench.summed_loss(model, bench.pad(recipe_rows, tokenizer.pad_token_id, 96))
+        packed_loss, packed_count = measure.summed_loss(model, measure.pack(recipe_rows))
+        alone = [measure.summed_loss(model, measure.pad([row], tokenizer.pad_token_id)) for row in recipe_rows]
+        padded_loss, padded_count = measure.summed_loss(model, measure.pad(recipe_rows, tokenizer.pad_token_id, 96))
     assert packed_count == sum(count for _, count in alone) == sum(len(row) - 1 for row in recipe_rows)
     assert packed_loss == pytest.approx(sum(loss for loss, _ in alone), rel=1e-4)
     assert (padded_loss, padded_count) == (pytest.approx(packed_loss, rel=1e-4), packed_count)
     # and the model's own mean loss on the packed batch is that sum over the labelled tokens
     with torch.no_grad():
-        mean = model(**bench.pack(recipe_rows)).loss.item()
+        mean = model(**measure.pack(recipe_rows)).loss.item()
     assert mean == pytest.approx(packed_loss / packed_count, rel=1e-4)
 
 
@@ -68,25 +73,25 @@ def test_packing_without_boundaries_would_differ(tokenizer, recipe_rows):
     """The check above can fail: the same tokens as one long recipe (positions not restarting) give another loss."""
     torch.manual_seed(0)
     model = tiny_llama(tokenizer).eval()
-    batch = bench.pack(recipe_rows)
+    batch = measure.pack(recipe_rows)
     batch["position_ids"] = torch.arange(batch["input_ids"].shape[1]).unsqueeze(0)
     with torch.no_grad():
-        joined, _ = bench.summed_loss(model, batch)
-        packed, _ = bench.summed_loss(model, bench.pack(recipe_rows))
+        joined, _ = measure.summed_loss(model, batch)
+        packed, _ = measure.summed_loss(model, measure.pack(recipe_rows))
     assert joined != pytest.approx(packed, rel=1e-4)
 
 
 def test_useful_tokens_exclude_padding(tokenizer, recipe_rows):
     """Useful tokens are the real ones: padding is neither counted nor labelled."""
     real = sum(len(row) for row in recipe_rows)
-    padded = bench.pad(recipe_rows, tokenizer.pad_token_id, 128)
+    padded = measure.pad(recipe_rows, tokenizer.pad_token_id, 128)
     assert padded["input_ids"].numel() == 3 * 128
-    assert bench.useful_tokens(padded) == real
-    assert int((padded["labels"] != bench.IGNORE_INDEX).sum()) == real
-    packed = bench.pack(recipe_rows)
-    assert bench.useful_tokens(packed) == real == packed["input_ids"].shape[1]
-    assert bench.padding_share(recipe_rows, 128) == pytest.approx(1 - real / (3 * 128))
-    assert bench.padding_share([[1] * 300], 256) == 0.0  # a cut row has no padding
+    assert measure.useful_tokens(padded) == real
+    assert int((padded["labels"] != measure.IGNORE_INDEX).sum()) == real
+    packed = measure.pack(recipe_rows)
+    assert measure.useful_tokens(packed) == real == packed["input_ids"].shape[1]
+    assert measure.padding_share(recipe_rows, 128) == pytest.approx(1 - real / (3 * 128))
+    assert measure.padding_share([[1] * 300], 256) == 0.0  # a cut row has no padding
 
 
 def test_end_row_starts_as_eos(tokenizer):
@@ -109,7 +114,7 @@ def test_table_has_both_rows_and_the_ratio_last():
                          "perplexity": 10.0, "stop_rate": 0.0},
             "lab": {"tokens_per_s": 250.0, "wall_seconds": 25.0, "step_seconds": 20.0, "added_mb": 900.0,
                     "perplexity": 8.0, "stop_rate": 1.0}}
-    lines = bench.format_table(arms).splitlines()
+    lines = table.format_table(arms).splitlines()
     assert [line.split()[0] for line in lines[1:]] == ["baseline", "lab", "lab/baseline"]
     assert lines[-1].split()[1:6] == ["2.50x", "0.50x", "0.50x", "0.90x", "0.80x"]
     assert "n/a" in lines[-1]
@@ -122,8 +127,8 @@ def test_a_bigger_budget_samples_the_same_first_tokens(tokenizer):
     model = tiny_llama(tokenizer)
     prompts = [PROMPT_TEMPLATE.format(title=title) for title in ("Lentil Soup", "Apple Pie")]
     sampled = dict(temperature=0.9, top_p=0.95, samples=2, seed=3)
-    short = bench.generate(model, tokenizer, prompts, max_new_tokens=6, **sampled)
-    long = bench.generate(model, tokenizer, prompts, max_new_tokens=14, **sampled)
+    short = measure.generate(model, tokenizer, prompts, max_new_tokens=6, **sampled)
+    long = measure.generate(model, tokenizer, prompts, max_new_tokens=14, **sampled)
     assert short["new_tokens"] == [6, 6, 6, 6] and long["new_tokens"] == [14, 14, 14, 14]  # the tiny model never stops
     assert [row[:6] for row in long["ids"]] == short["ids"]
     assert len({tuple(row) for row in long["ids"]}) > 1, "sampled, not greedy: the samples differ"
@@ -140,8 +145,8 @@ def test_measuring_in_bf16_gives_the_model_back_in_float32(tokenizer):
     before = {name: value.clone() for name, value in model.state_dict().items()}
     texts = [row["text"] for row in fixture_rows()[:3]]
     prompts = [PROMPT_TEMPLATE.format(title="Lentil Soup")]
-    settings = bench.BenchSettings(max_new_tokens=4, short_budget=2, samples_per_prompt=2)
-    arm = bench._measure({"model": model}, tokenizer, texts, prompts, settings, "tiny", bf16=True)
+    settings = BenchSettings(max_new_tokens=4, short_budget=2, samples_per_prompt=2)
+    arm = measurement.measure_arm({"model": model}, tokenizer, texts, prompts, settings, "tiny", bf16=True)
     assert arm["generation_precision"] == "bfloat16" and arm["generations_count"] == 2
     after = arm["model"].state_dict()
     assert all(after[name].dtype == value.dtype and torch.equal(after[name], value) for name, value in before.items())
@@ -149,15 +154,15 @@ def test_measuring_in_bf16_gives_the_model_back_in_float32(tokenizer):
 
 def test_stop_rate_within_counts_ends_among_the_first_tokens():
     result = {"stopped_at_end": [True, True, False, True], "new_tokens": [5, 9, 12, 12]}
-    assert bench.stop_rate_within(result, 8) == 0.25
-    assert bench.stop_rate_within(result, 9) == 0.5   # [END] as the 9th new token is within 9
-    assert bench.stop_rate_within(result, 12) == 0.75
+    assert measure.stop_rate_within(result, 8) == 0.25
+    assert measure.stop_rate_within(result, 9) == 0.5   # [END] as the 9th new token is within 9
+    assert measure.stop_rate_within(result, 12) == 0.75
 
 
 def test_recipe_lengths_count_the_tokens_after_the_prompt(tokenizer):
     """What a generation must write to finish a recipe: everything after "RECIPE: title\nINGREDIENTS:"."""
     texts = [row["text"] for row in fixture_rows()[:3]]
-    lengths = bench.recipe_lengths_after_prompt(tokenizer, texts)
+    lengths = measurement.recipe_lengths_after_prompt(tokenizer, texts)
     for text, length in zip(texts, lengths):
         prompt = text[:text.index("INGREDIENTS:") + len("INGREDIENTS:")]
         assert 0 < length < len(tokenizer(text)["input_ids"])
@@ -171,7 +176,7 @@ def test_bench_end_to_end_on_a_tiny_model(tmp_path, tokenizer, capsys):
     train_texts = [row["text"] for row in rows[:8]]
     heldout = [row["text"] for row in rows[8:10]]
     prompts = [PROMPT_TEMPLATE.format(title=row["title"]) for row in rows[10:12]]
-    settings = bench.BenchSettings(n_train=8, n_heldout=2, n_prompts=2, max_new_tokens=6, short_budget=3,
+    settings = BenchSettings(n_train=8, n_heldout=2, n_prompts=2, max_new_tokens=6, short_budget=3,
                                    batch_size=4, learning_rate=1e-3, rank=4, alpha=8, ladder_steps=1,
                                    compare_tokens=4, compare_size=1, epochs=2)
     modules = {key: load_stage_module(key, reference=True) for key in STAGES}
@@ -182,7 +187,7 @@ def test_bench_end_to_end_on_a_tiny_model(tmp_path, tokenizer, capsys):
         return tiny_llama(tok), tok
 
     with Store(tmp_path / "lab.sqlite", learner="tests") as store:
-        results = bench.run_bench(settings, load_model=load_model, train_texts=train_texts, heldout_texts=heldout,
+        results = run_bench(settings, load_model=load_model, train_texts=train_texts, heldout_texts=heldout,
                                   prompts=prompts, modules=modules, store=store, work_dir=tmp_path / "work")
         saved = store.result("stage4b", "bench")
     printed = capsys.readouterr().out.strip().splitlines()
@@ -242,7 +247,7 @@ def test_fast_trainable_tokens_give_the_same_outputs_and_gradients(tokenizer):
     from peft import LoraConfig, TaskType, get_peft_model
     from peft.tuners.trainable_tokens.layer import TrainableTokensLayer
 
-    from lessons.engine import training
+    from lessons.engine import speed
 
     tok = real_tokenizer()
     torch.manual_seed(0)
@@ -267,18 +272,18 @@ def test_fast_trainable_tokens_give_the_same_outputs_and_gradients(tokenizer):
                                         lora_model.named_parameters() if parameter.requires_grad}
 
     original = TrainableTokensLayer.forward_adapters
-    saved = training._ORIGINAL_TRAINABLE_TOKENS_FORWARD
+    saved = speed._ORIGINAL_TRAINABLE_TOKENS_FORWARD
     try:
         if saved is not None:  # already patched in this process: measure against peft's own
             TrainableTokensLayer.forward_adapters = saved
-            training._ORIGINAL_TRAINABLE_TOKENS_FORWARD = None
+            speed._ORIGINAL_TRAINABLE_TOKENS_FORWARD = None
         slow_logits, slow_grads = forward_backward()
-        assert training.speed_up_trainable_tokens()
+        assert speed.speed_up_trainable_tokens()
         assert TrainableTokensLayer.forward_adapters is not (saved or original)
         fast_logits, fast_grads = forward_backward()
     finally:
         if saved is not None:
-            TrainableTokensLayer.forward_adapters, training._ORIGINAL_TRAINABLE_TOKENS_FORWARD = original, saved
+            TrainableTokensLayer.forward_adapters, speed._ORIGINAL_TRAINABLE_TOKENS_FORWARD = original, saved
     assert torch.allclose(slow_logits, fast_logits, atol=1e-4)
     assert any("trainable_tokens_delta" in name for name in slow_grads)
     for name, gradient in slow_grads.items():
@@ -288,13 +293,13 @@ def test_fast_trainable_tokens_give_the_same_outputs_and_gradients(tokenizer):
 def test_the_trainable_tokens_replacement_is_checked_against_the_installed_peft():
     """The replacement reaches into peft's TrainableTokensLayer, which is no public API: it is applied only to
     a peft inside TRAINABLE_TOKENS_PEFT whose forward_adapters takes the parameters it was written for."""
-    from lessons.engine import training
+    from lessons.engine import speed
 
-    problem = training.trainable_tokens_patch_problem()
-    assert problem is None, (f"{problem}. Compare lessons/engine/training.py's forward_adapters with this peft's "
+    problem = speed.trainable_tokens_patch_problem()
+    assert problem is None, (f"{problem}. Compare lessons/engine/speed.py's forward_adapters with this peft's "
                              "(test_fast_trainable_tokens_give_the_same_outputs_and_gradients), then widen "
                              "TRAINABLE_TOKENS_PEFT")
-    assert "outside" in training.trainable_tokens_patch_problem(version="0.22.0")
+    assert "outside" in speed.trainable_tokens_patch_problem(version="0.22.0")
 
     class ChangedSignature:
         def forward_adapters(self, x, adapter_names, *args, **kwargs):
@@ -307,8 +312,8 @@ def test_the_trainable_tokens_replacement_is_checked_against_the_installed_peft(
         def forward_adapters(self, x, active_adapters, *args, **kwargs):
             return x
 
-    assert "forward_adapters takes" in training.trainable_tokens_patch_problem(layer=ChangedSignature)
-    assert "_get_embed_scale" in training.trainable_tokens_patch_problem(layer=NoEmbedScale)
+    assert "forward_adapters takes" in speed.trainable_tokens_patch_problem(layer=ChangedSignature)
+    assert "_get_embed_scale" in speed.trainable_tokens_patch_problem(layer=NoEmbedScale)
 
 
 def test_an_unchecked_peft_runs_its_own_code_with_one_warning(monkeypatch):
@@ -316,15 +321,15 @@ def test_an_unchecked_peft_runs_its_own_code_with_one_warning(monkeypatch):
 
     from peft.tuners.trainable_tokens.layer import TrainableTokensLayer
 
-    from lessons.engine import training
+    from lessons.engine import speed
 
-    monkeypatch.setattr(training, "trainable_tokens_patch_problem", lambda: "peft 9.9.9 is outside >=0.21.2,<0.22")
-    monkeypatch.setattr(training, "_ORIGINAL_TRAINABLE_TOKENS_FORWARD", None)
-    monkeypatch.setattr(training, "_TRAINABLE_TOKENS_WARNED", False)
+    monkeypatch.setattr(speed, "trainable_tokens_patch_problem", lambda: "peft 9.9.9 is outside >=0.21.2,<0.22")
+    monkeypatch.setattr(speed, "_ORIGINAL_TRAINABLE_TOKENS_FORWARD", None)
+    monkeypatch.setattr(speed, "_TRAINABLE_TOKENS_WARNED", False)
     before = TrainableTokensLayer.forward_adapters
     with pytest.warns(RuntimeWarning, match="peft 9.9.9 is outside .*peft's own"):
-        assert not training.speed_up_trainable_tokens()
+        assert not speed.speed_up_trainable_tokens()
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # once is enough
-        assert not training.speed_up_trainable_tokens()
+        assert not speed.speed_up_trainable_tokens()
     assert TrainableTokensLayer.forward_adapters is before

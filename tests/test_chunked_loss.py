@@ -13,7 +13,7 @@ import torch
 
 from lessons.engine.chunked_loss import ChunkedLoss, linear_cross_entropy
 from lessons.engine.tiny import real_tokenizer, tiny_gpt2, tiny_llama
-from lessons.engine.training import FrozenInBf16, speed_up_trainable_tokens
+from lessons.engine.speed import FrozenInBf16, speed_up_trainable_tokens
 
 CHUNK = 5
 

@@ -182,7 +182,7 @@ def test_frozen_weights_kept_in_bf16_come_back_exactly():
     """While training the frozen weights are bfloat16 and the adapter float32; afterwards every number is back."""
     from peft import LoraConfig, get_peft_model
 
-    from lessons.engine.training import FrozenInBf16
+    from lessons.engine.speed import FrozenInBf16
 
     model = get_peft_model(tiny_llama(real_tokenizer(), seed=0),
                            LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
@@ -196,7 +196,7 @@ def test_frozen_weights_kept_in_bf16_come_back_exactly():
 
 def test_right_padding_needs_no_attention_mask():
     """A causal model's loss is the same with or without the mask when padding is on the right; left keeps it."""
-    from lessons.engine.training import without_right_padding_mask
+    from lessons.engine.speed import without_right_padding_mask
 
     tokenizer = real_tokenizer()
     model = tiny_llama(tokenizer, seed=0).eval()
@@ -218,7 +218,7 @@ def test_length_grouped_order_makes_batches_of_one_length_in_random_order():
     """Every batch holds neighbours in length; the batch order changes with the seed; nothing lost or doubled."""
     import random
 
-    from lessons.engine.training import length_grouped_order
+    from lessons.engine.speed import length_grouped_order
 
     rng = random.Random(1)
     lengths = [rng.randint(20, 760) for _ in range(130)]

@@ -26,7 +26,8 @@ is frozen; any other model keeps its own forward.
 """
 from __future__ import annotations
 
-IGNORE_INDEX = -100
+from .constants import IGNORE_INDEX
+
 FUSABLE_MODEL_TYPES = ("llama", "gpt2")  # their forward: decoder → lm_head → ForCausalLMLoss, nothing between
 CPU_CHUNK_BYTES = 24 * 2**20     # one slice's float32 logits: under glibc's 32 MiB mmap ceiling, in the L3
 GPU_CHUNK_BYTES = 256 * 2**20    # on a GPU, bigger slices: fewer, larger kernels (memory stays small)

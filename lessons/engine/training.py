@@ -17,13 +17,17 @@ and a checkpoint; checkpoints every ``eval_every`` steps, so a killed run goes
 on from the last one with ``resume=True``; the adapter saved at the end; and
 the run's status and summary kept up to date in the store.
 
+``run_training`` reads as its phases, one function each, called in this order: ``open_run``,
+``prepare_data`` (stage 2), ``prepare_model`` (stage 3), ``prepare_batches`` (stage 4A), ``add_lora``,
+``training_arguments``, ``train_with_callbacks`` and ``save_and_summarise`` (stage 4B). The speed tricks it
+switches on live in ``lessons.engine.speed``.
+
 The dashboard's background job (``lessons.engine.jobs``) and the instructor's
 pipeline (``lessons.engine.pipeline``) call it; tests pass a tiny model.
 """
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 import time
@@ -34,8 +38,10 @@ from typing import Any, Callable
 
 from transformers import TrainerCallback
 
-from .chunked_loss import ChunkedLoss
+from .speed import (ChunkedLoss, FrozenInBf16, drop_padding, length_grouped_order, packing_collator,
+                    speed_up_trainable_tokens, supports_packing, without_right_padding_mask)
 from .constants import END_MARKER
+from .measure import perplexity_from_loss
 from .store import Store
 
 CHECKPOINTS = "checkpoints"   # under output_dir: the Trainer's checkpoint-N folders
@@ -184,7 +190,7 @@ class MetricsCallback(TrainerCallback):
             self.eval_loss = float(logs["eval_loss"])
             self.last_eval_step = step
             self.store.log_metric(self.run_id, step, "validation", epoch=logs.get("epoch", state.epoch),
-                                  loss=self.eval_loss, perplexity=_perplexity(self.eval_loss))
+                                  loss=self.eval_loss, perplexity=perplexity_from_loss(self.eval_loss))
         self.summary.update(step=step, train_loss=self.train_loss, eval_loss=self.eval_loss,
                             tokens_per_s=self.tokens_per_s)
         if "loss" in logs or "eval_loss" in logs:
@@ -193,15 +199,6 @@ class MetricsCallback(TrainerCallback):
     def on_save(self, args, state, control, **kwargs):
         self.summary["last_checkpoint"] = str(Path(args.output_dir) / f"checkpoint-{state.global_step}")
         self.store.update_run(self.run_id, summary=self.summary)
-
-
-def _perplexity(loss: float | None) -> float | None:
-    if loss is None:
-        return None
-    try:
-        return math.exp(loss)
-    except OverflowError:
-        return float("inf")
 
 
 def last_checkpoint(output_dir: str | Path) -> Path | None:
@@ -261,207 +258,6 @@ def init_end_from_eos(model, tokenizer) -> dict | None:
     return {"end_id": end_id, "eos_id": eos_id, "tied": tied}
 
 
-_ORIGINAL_TRAINABLE_TOKENS_FORWARD = None
-_TRAINABLE_TOKENS_WARNED = False
-# The peft releases the replacement below was compared with (tests/test_bench.py); outside them peft runs unpatched.
-TRAINABLE_TOKENS_PEFT = ">=0.21.2,<0.22"
-# forward_adapters's parameters as peft 0.21 declares them: (name, kind).
-_TRAINABLE_TOKENS_PARAMETERS = [("self", "POSITIONAL_OR_KEYWORD"), ("x", "POSITIONAL_OR_KEYWORD"),
-                                ("active_adapters", "POSITIONAL_OR_KEYWORD"), ("args", "VAR_POSITIONAL"),
-                                ("kwargs", "VAR_KEYWORD")]
-
-
-def trainable_tokens_patch_problem(version: str | None = None, layer: type | None = None) -> str | None:
-    """Why ``speed_up_trainable_tokens`` must leave this peft alone, in plain words; None when it may replace it.
-
-    The replacement reaches into peft's ``TrainableTokensLayer`` (not a public API), so it is only applied
-    to a peft inside ``TRAINABLE_TOKENS_PEFT`` whose ``forward_adapters`` still takes the same parameters and
-    whose layer still has what the replacement reads. ``version`` and ``layer`` default to the installed ones.
-    """
-    import inspect
-    from importlib.metadata import PackageNotFoundError
-    from importlib.metadata import version as installed_version
-
-    from packaging.specifiers import SpecifierSet
-
-    try:
-        version = version or installed_version("peft")
-    except PackageNotFoundError:
-        return "peft is not installed"
-    if version not in SpecifierSet(TRAINABLE_TOKENS_PEFT):
-        return (f"peft {version} is outside {TRAINABLE_TOKENS_PEFT}, the releases the faster trainable-token "
-                f"rows were checked against")
-    if layer is None:
-        try:
-            from peft.tuners.trainable_tokens.layer import TrainableTokensLayer as layer
-        except ImportError:
-            return f"peft {version} has no peft.tuners.trainable_tokens.layer.TrainableTokensLayer"
-    method = getattr(layer, "forward_adapters", None)
-    try:
-        parameters = [(p.name, p.kind.name) for p in inspect.signature(method).parameters.values()]
-    except (TypeError, ValueError):
-        parameters = None
-    if parameters != _TRAINABLE_TOKENS_PARAMETERS:
-        return f"peft {version}'s TrainableTokensLayer.forward_adapters takes {parameters}, not the expected ones"
-    if not callable(getattr(layer, "_get_embed_scale", None)):
-        return f"peft {version}'s TrainableTokensLayer has no _get_embed_scale"
-    return None
-
-
-def speed_up_trainable_tokens() -> bool:
-    """Make peft's ``trainable_token_indices`` layers compute only what the trained rows need (same numbers).
-
-    peft (0.21) trains a few embedding rows by rebuilding the *whole* matrix every forward pass
-    (``index_copy`` of 49,153 × 576 numbers) and, for SmolLM2's tied output layer, multiplying by that
-    rebuilt matrix, so the backward pass computes a gradient for all 49,153 rows to keep one. Here the
-    frozen matrix does the bulk and only the trained rows go through their own small product: the
-    embedding looks the trained rows up separately; the output layer's logits for them are replaced by
-    ``x · row``. Identical results (``tests/test_bench.py`` compares outputs and gradients); measured
-    in the bench's speed ladder. Applied once per process, and only to the peft it was checked against
-    (``trainable_tokens_patch_problem``): any other peft runs its own code, with one warning. Returns
-    whether it is in place.
-    """
-    global _ORIGINAL_TRAINABLE_TOKENS_FORWARD, _TRAINABLE_TOKENS_WARNED
-    if _ORIGINAL_TRAINABLE_TOKENS_FORWARD is not None:
-        return True
-    problem = trainable_tokens_patch_problem()
-    if problem is not None:
-        if not _TRAINABLE_TOKENS_WARNED:
-            import warnings
-
-            warnings.warn(f"{problem}: training uses peft's own (slower, same results) trainable-token rows",
-                          RuntimeWarning, stacklevel=2)
-            _TRAINABLE_TOKENS_WARNED = True
-        return False
-    import torch
-    import torch.nn.functional as F
-    from peft.tuners.trainable_tokens.layer import TrainableTokensLayer
-
-    original = TrainableTokensLayer.forward_adapters
-
-    def forward_adapters(self, x, active_adapters, *args, **kwargs):
-        base = self.base_layer
-        if (self.disable_adapters or self.merged or len(active_adapters or []) != 1 or args or kwargs
-                or active_adapters[0] not in self.token_indices):
-            return original(self, x, active_adapters, *args, **kwargs)
-        adapter = active_adapters[0]
-        delta = self.trainable_tokens_delta[adapter]
-        index = torch.tensor(self.token_indices[adapter], device=base.weight.device)
-        if isinstance(base, torch.nn.Embedding) and base.max_norm is None and self._get_embed_scale() is None:
-            result = F.embedding(x, base.weight, padding_idx=base.padding_idx)
-            matches = x.unsqueeze(-1) == index                    # (..., trained rows)
-            hit = matches.any(-1, keepdim=True)
-            trained = delta.to(result.dtype)[matches.long().argmax(-1)]
-            return torch.where(hit, trained, result)
-        if isinstance(base, torch.nn.Linear) and base.bias is None:
-            result = F.linear(x, base.weight)
-            trained = F.linear(x, delta.to(x.dtype))
-            return result.index_copy(-1, index, trained.to(result.dtype))
-        return original(self, x, active_adapters, *args, **kwargs)
-
-    TrainableTokensLayer.forward_adapters = forward_adapters
-    _ORIGINAL_TRAINABLE_TOKENS_FORWARD = original
-    return True
-
-
-class FrozenInBf16:
-    """While active, the frozen float32 weights are stored in bfloat16; on exit the exact float32 ones return.
-
-    Under bf16 autocast every matrix product converts its float32 weight to bfloat16 again at every step
-    (autocast caches that only for weights that train). Converting the frozen ones once saves that work;
-    the trainable LoRA weights stay float32. The float32 originals are kept aside, so the model the caller
-    gets back computes exactly as before training, plus its adapter.
-    """
-
-    def __init__(self, model, enabled: bool = True):
-        import torch
-
-        self.kept = []
-        if not enabled:
-            return
-        for parameter in model.parameters():
-            if not parameter.requires_grad and parameter.dtype == torch.float32:
-                self.kept.append((parameter, parameter.data))
-                parameter.data = parameter.data.to(torch.bfloat16)
-
-    def restore(self) -> None:
-        for parameter, original in self.kept:
-            parameter.data = original
-        self.kept = []
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info):
-        self.restore()
-
-
-def length_grouped_order(lengths: list[int], batch_size: int, seed: int) -> list[int]:
-    """Indices that make every run of ``batch_size`` hold recipes of nearly one length, the batches in random order.
-
-    Sort by length (ties broken at random), cut into batches, shuffle the full batches (seeded). Padding to a
-    batch's longest recipe then costs almost nothing: measured on 128 Wikibooks recipes in batches of 4,
-    4.2 % of the computed tokens, against 12.0 % with transformers' ``LengthGroupedSampler`` (which sorts
-    only within groups of a few batches) and 23.6 % padding everything to 256.
-
-        >>> length_grouped_order([5, 1, 4, 2], batch_size=2, seed=0)  # batches [1, 3] and [2, 0], shuffled
-        [1, 3, 2, 0]
-    """
-    import random
-
-    rng = random.Random(seed)
-    ties = [rng.random() for _ in lengths]
-    order = sorted(range(len(lengths)), key=lambda index: (lengths[index], ties[index]))
-    batches = [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
-    short = [batches.pop()] if batches and len(batches[-1]) < batch_size else []
-    rng.shuffle(batches)  # a short last batch stays last: the Trainer cuts batches from the start
-    return [index for batch in batches + short for index in batch]
-
-
-def drop_padding(tokenized):
-    """Rows of token ids without their padding (``attention_mask`` 0), for padding-free batches."""
-    def strip(batch):
-        ids = [[token for token, keep in zip(row, mask) if keep]
-               for row, mask in zip(batch["input_ids"], batch["attention_mask"])]
-        return {"input_ids": ids, "attention_mask": [[1] * len(row) for row in ids]}
-    return tokenized.map(strip, batched=True, desc="Dropping padding")
-
-
-def supports_packing(model) -> bool:
-    """Whether this model keeps packed recipes apart: its attention mask is built from restarting position ids.
-
-    transformers' ``masking_utils`` does that for SDPA and eager attention (``find_packed_sequence_indices``)
-    when no attention mask is given; flash-attention uses the same position ids. Architectures built on it
-    (Llama, GPT-2, ...) take ``position_ids`` in ``forward``.
-    """
-    import inspect
-
-    implementation = getattr(model.config, "_attn_implementation", None) or "eager"
-    try:
-        takes_positions = "position_ids" in inspect.signature(model.forward).parameters
-    except (TypeError, ValueError):
-        takes_positions = False
-    return takes_positions and (implementation in ("sdpa", "eager") or "flash" in implementation)
-
-
-def without_right_padding_mask(batch: dict) -> dict:
-    """The batch without its attention mask when every row's padding is on the right (ones, then zeros).
-
-    In a causal model a token only looks left, so padding that comes *after* a recipe is never seen by it,
-    and padding's own labels are -100: the mask changes nothing a real token computes, nor the loss
-    (``tests/test_training.py`` compares). Without a mask, PyTorch's SDPA kernel runs its plain causal path,
-    which skips the upper triangle: measured on the 2-core CPU for a batch of 4 × 751 tokens, 221 useful
-    tokens/s instead of 185. A batch padded on the left keeps its mask.
-    """
-    mask = batch.get("attention_mask")
-    if mask is None or mask.dim() != 2:
-        return batch
-    if bool((mask[:, 1:] <= mask[:, :-1]).all()) and bool(mask[:, 0].all()):
-        batch = dict(batch)
-        del batch["attention_mask"]
-    return batch
-
-
 class TrainingCollator:
     """What the Trainer calls: stage 4A's (or the packing) collator, then the lab's two additions.
 
@@ -476,38 +272,6 @@ class TrainingCollator:
         batch = self.collator(features)
         self.callback.count_batch(batch)
         return without_right_padding_mask(batch)
-
-
-class PackingCollator:
-    """Padding-free batches: transformers' ``DataCollatorWithFlattening``, plus ``use_cache=False``.
-
-    ``DataCollatorWithFlattening`` lays a step's recipes end to end in one row of
-    shape ``(1, total tokens)``, restarts ``position_ids`` at 0 for every recipe and
-    labels every recipe's first token -100, so no recipe is asked to predict the
-    next one's start. From the restarting positions transformers builds an
-    attention mask that keeps each recipe to itself, but (as transformers 5.23 and 5.24
-    do it in ``masking_utils``) only when there is no KV cache,
-    and a model whose config says ``use_cache=True`` (SmolLM2's does) makes one even
-    while training: the recipes would then silently attend to each other.
-    Every batch therefore also says ``use_cache=False``. ``tests/test_bench.py``
-    checks that a packed batch's loss equals each recipe's loss alone.
-    """
-
-    def __init__(self):
-        from transformers import DataCollatorWithFlattening
-
-        self.flatten = DataCollatorWithFlattening(return_tensors="pt")
-
-    def __call__(self, features, return_tensors=None):
-        features = [{"input_ids": list(feature["input_ids"])} for feature in features]
-        batch = dict(self.flatten(features))
-        batch["use_cache"] = False
-        return batch
-
-
-def packing_collator() -> PackingCollator:
-    """The collator of padding-free batches (``PackingCollator``)."""
-    return PackingCollator()
 
 
 def _load_model(settings: TrainSettings):
@@ -571,127 +335,21 @@ def run_training(settings: TrainSettings, *, store: Store, run_id: str, modules:
 
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    checkpoints = output_dir / CHECKPOINTS
-    given_model = model is not None
-    started = time.perf_counter()
-    if store.run(run_id) is None:
-        store.start_run("train", asdict(settings), run_id=run_id, checkpoint_dir=str(output_dir))
-    summary: dict[str, Any] = {}
-    store.update_run(run_id, status="running", pid=os.getpid(), checkpoint_dir=str(output_dir), reason="",
-                     summary=summary)
+    given_model, started = model is not None, time.perf_counter()
+    summary = open_run(store, run_id, settings, output_dir)
     try:
         stage2, stage3, stage4a, stage4b = (modules[key] for key in ("stage2", "stage3", "stage4a", "stage4b"))
         set_seed(settings.seed)
-
-        # -- stage 2: recipes → train / validation texts ---------------------------------
-        if splits is None:
-            _print(f"stage 2: loading recipes from {settings.source!r}")
-            raw = stage2.load_recipes(settings.source)
-            splits = stage2.prepare_splits(raw, settings.n_recipes, settings.test_size, settings.seed)
-        _print(f"data: {len(splits['train'])} training recipes, {len(splits['validation'])} for validation")
-
-        # -- stage 3: tokenizer ready, texts → token ids ------------------------------------
-        if (model is None) != (tokenizer is None):
-            raise ValueError("pass both model= and tokenizer= (a pair that belongs together), or neither")
-        if model is None:
-            model, tokenizer = _load_model(settings)
-        tokenizer_report = stage3.configure_tokenizer(tokenizer, model)
-        end_init = init_end_from_eos(model, tokenizer) if settings.end_from_eos else None
-        tokenized = splits.map(lambda batch: stage3.tokenize_function(batch, tokenizer, settings.max_length),
-                               batched=True, remove_columns=splits["train"].column_names,
-                               desc="Running tokenizer on dataset")
-
-        # -- stage 4A: batches with next-token labels ----------------------------------------
-        # Little compute on padding: stage 3 padded every row to max_length; the padding is dropped again.
-        # Stage 4A's collator then pads each batch only to its longest recipe, and with group_by_length the
-        # batches hold recipes of similar length (length_grouped_order, below). Or, with packing, a step's
-        # recipes go end to end in one row.
-        collator = stage4a.make_collator(tokenizer)
-        tokenized = drop_padding(tokenized)
-        packed = bool(settings.packing) and supports_packing(model)
-        if packed:
-            collator = packing_collator()
-
-        # -- stage 4B: LoRA on the attention layers, then the Trainer -----------------------------
-        target_modules = list(settings.target_modules or stage4b.attention_modules(model))
-        config = stage4b.make_lora_config(settings.rank, settings.alpha, target_modules, settings.dropout)
-        new_rows = _new_token_rows(model, tokenizer) if settings.train_new_tokens else None
-        if new_rows and hasattr(config, "trainable_token_indices") and not config.trainable_token_indices:
-            config.trainable_token_indices = new_rows
-        if new_rows:
-            speed_up_trainable_tokens()
-        attention = getattr(model.config, "_attn_implementation", None)
-        lora_model = stage4b.apply_lora(model, config)
-        trainable = stage4b.trainable_parameters(lora_model)
-        _print(f"LoRA r={settings.rank} alpha={settings.alpha} on {target_modules}: "
-               f"{trainable['trainable']:,} of {trainable['total']:,} parameters train ({trainable['percent']:.2f} %)")
-
-        args = stage4b.make_training_args(checkpoints, batch_size=settings.batch_size,
-                                          learning_rate=settings.learning_rate, epochs=settings.epochs,
-                                          max_steps=settings.max_steps, eval_every=settings.eval_every,
-                                          seed=settings.seed)
-        grouped = bool(settings.group_by_length) and not packed
-        _enforce_lab_arguments(args, settings, grouped=grouped)
-        if grouped:
-            lengths = [len(ids) for ids in tokenized["train"]["input_ids"]]
-            tokenized["train"] = tokenized["train"].select(
-                length_grouped_order(lengths, args.per_device_train_batch_size, settings.seed))
-        summary.update(tokenizer=tokenizer_report, target_modules=target_modules, trainable=trainable,
-                       new_token_rows=new_rows, end_init=end_init, packed=packed, n_train=len(tokenized["train"]),
-                       n_validation=len(tokenized["validation"]), bf16=bool(args.bf16), device=str(args.device),
-                       attention=attention, group_by_length=grouped,
-                       frozen_in_bf16=bool(args.bf16) and settings.frozen_in_bf16)
-
-        checkpoint = last_checkpoint(output_dir) if resume else None
-        if resume:
-            resumed_at = int(checkpoint.name.split("-")[-1]) if checkpoint else 0
-            _print(f"resuming from {checkpoint}" if checkpoint else "no checkpoint yet: starting from the beginning")
-            store.delete_metrics_after(run_id, resumed_at)
-        callback = MetricsCallback(store, run_id, should_stop, summary=summary)
-        if should_stop():
-            callback.cancelled = True
-            trainer = None
-        else:
-            collator = TrainingCollator(collator, callback)
-            with FrozenInBf16(lora_model, enabled=bool(args.bf16) and settings.frozen_in_bf16), \
-                    ChunkedLoss(lora_model, enabled=settings.chunked_loss) as chunked:
-                summary["chunked_loss"] = chunked.active
-                trainer = stage4b.train(lora_model, tokenizer, tokenized["train"], tokenized["validation"], args,
-                                        callbacks=[callback], data_collator=collator,
-                                        resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-                if not callback.cancelled and callback.last_eval_step != trainer.state.global_step:
-                    trainer.evaluate()  # the curve ends with a validation point at the last step
-            # Mixed precision wrapped the model's forward in autocast; give the caller the plain model back,
-            # so "after" is measured in float32 like "before".
-            trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
-
-        # -- the adapter, and how the run ended ---------------------------------------------------
-        steps = trainer.state.global_step if trainer else 0
-        adapter_dir = output_dir / ADAPTER
-        saved = stage4b.save_adapter(lora_model, adapter_dir) if steps else None
-        if saved is not None:
-            tokenizer.save_pretrained(adapter_dir)  # with [END]: stage 5 needs the same token ids
-            (adapter_dir / SETTINGS_FILE).write_text(json.dumps(
-                {"settings": asdict(settings), "base_model": getattr(model.config, "_name_or_path", ""),
-                 "steps": steps, "completed": not callback.cancelled}, indent=1, default=str))
-        summary.update(steps=steps, total_steps=trainer.state.max_steps if trainer else summary.get("total_steps"),
-                       train_loss=callback.train_loss, eval_loss=callback.eval_loss,
-                       eval_perplexity=_perplexity(callback.eval_loss), tokens_per_s=callback.tokens_per_s,
-                       tokens_seen=trainer.state.num_input_tokens_seen if trainer else 0,
-                       padding_share=(1 - callback.batch_tokens["real"] / callback.batch_tokens["computed"]
-                                      if callback.batch_tokens["computed"] else None),
-                       seconds=time.perf_counter() - started, cancelled=callback.cancelled,
-                       completed=bool(trainer) and not callback.cancelled,
-                       adapter_dir=str(adapter_dir) if saved else None,
-                       adapter_bytes=saved["bytes"] if isinstance(saved, dict) else None,
-                       last_checkpoint=str(last_checkpoint(output_dir) or "") or None)
-        status = "cancelled" if callback.cancelled else "finished"
-        reason = (f"cancelled at step {steps}; resume continues from the last checkpoint"
-                  if callback.cancelled else "")
-        store.update_run(run_id, status=status, reason=reason, summary=summary)
-        _print(f"{status} after {steps} steps in {summary['seconds']:.0f} s; "
-               f"train loss {callback.train_loss}, validation loss {callback.eval_loss}"
-               + (f"; adapter in {adapter_dir}" if saved else ""))
+        splits = prepare_data(settings, stage2, splits)
+        model, tokenizer, tokenized = prepare_model(settings, stage3, splits, model, tokenizer, summary)
+        collator, tokenized = prepare_batches(settings, stage4a, model, tokenizer, tokenized, summary)
+        lora_model = add_lora(settings, stage4b, model, tokenizer, summary)
+        args, tokenized = training_arguments(settings, stage4b, output_dir, tokenized, summary)
+        trainer, callback = train_with_callbacks(settings, stage4b, lora_model, tokenizer, tokenized, collator, args,
+                                                 store=store, run_id=run_id, output_dir=output_dir, resume=resume,
+                                                 should_stop=should_stop, summary=summary)
+        save_and_summarise(settings, stage4b, model, lora_model, tokenizer, trainer, callback, store=store,
+                           run_id=run_id, output_dir=output_dir, summary=summary, started=started)
     except BaseException as error:
         store.update_run(run_id, status="failed", reason=f"{type(error).__name__}: {error}"[:500])
         raise
@@ -699,3 +357,192 @@ def run_training(settings: TrainSettings, *, store: Store, run_id: str, modules:
     if given_model:
         result["model"] = lora_model
     return result
+
+
+# -- run_training's phases, in the order it calls them ------------------------------------------------------
+def open_run(store: Store, run_id: str, settings: TrainSettings, output_dir: Path) -> dict[str, Any]:
+    """Mark the run ``running`` in the store (creating it if new) and return its summary, empty for now.
+
+    The summary is one dict that every later phase adds to, and that the store keeps current as training goes
+    on, so the dashboard reads the run's state at any moment; this process's id lets a page tell a live run
+    from one whose process died.
+    """
+    if store.run(run_id) is None:
+        store.start_run("train", asdict(settings), run_id=run_id, checkpoint_dir=str(output_dir))
+    summary: dict[str, Any] = {}
+    store.update_run(run_id, status="running", pid=os.getpid(), checkpoint_dir=str(output_dir), reason="",
+                     summary=summary)
+    return summary
+
+
+def prepare_data(settings: TrainSettings, stage2: ModuleType, splits=None):
+    """Stage 2: the "train" and "validation" texts, from ``splits`` when given, else loaded and split here.
+
+    ``stage2.load_recipes`` reads ``settings.source`` with its mess kept; ``stage2.prepare_splits`` filters,
+    takes ``n_recipes``, formats each as ``RECIPE: … [END]`` and holds ``test_size`` of them out, seeded.
+    """
+    if splits is None:
+        _print(f"stage 2: loading recipes from {settings.source!r}")
+        raw = stage2.load_recipes(settings.source)
+        splits = stage2.prepare_splits(raw, settings.n_recipes, settings.test_size, settings.seed)
+    _print(f"data: {len(splits['train'])} training recipes, {len(splits['validation'])} for validation")
+    return splits
+
+
+def prepare_model(settings: TrainSettings, stage3: ModuleType, splits, model, tokenizer, summary: dict):
+    """Stage 3: the model and its tokenizer ready (pad token, ``[END]``), and every text turned into token ids.
+
+    Loads ``settings.model`` unless a model and tokenizer were given (both or neither: None, None), lets stage 3's
+    ``configure_tokenizer`` add ``[END]``, starts ``[END]``'s row from the end-of-sequence row
+    (``init_end_from_eos``) and tokenizes both splits with stage 3's ``tokenize_function``. Returns
+    ``(model, tokenizer, tokenized)``; the tokenizer's report and the row copied go into ``summary``.
+    """
+    if (model is None) != (tokenizer is None):
+        raise ValueError("pass both model= and tokenizer= (a pair that belongs together), or neither")
+    if model is None:
+        model, tokenizer = _load_model(settings)
+    tokenizer_report = stage3.configure_tokenizer(tokenizer, model)
+    end_init = init_end_from_eos(model, tokenizer) if settings.end_from_eos else None
+    tokenized = splits.map(lambda batch: stage3.tokenize_function(batch, tokenizer, settings.max_length),
+                           batched=True, remove_columns=splits["train"].column_names,
+                           desc="Running tokenizer on dataset")
+    summary.update(tokenizer=tokenizer_report, end_init=end_init)
+    return model, tokenizer, tokenized
+
+
+def prepare_batches(settings: TrainSettings, stage4a: ModuleType, model, tokenizer, tokenized, summary: dict):
+    """Stage 4A: the collator that makes batches with next-token labels, and the rows it will batch.
+
+    Little compute on padding: stage 3 padded every row to ``max_length``; the padding is dropped again
+    (``speed.drop_padding``), so stage 4A's collator pads each batch only to its longest recipe, and with
+    ``group_by_length`` the batches hold recipes of similar length (``training_arguments`` orders them). Or,
+    with ``packing`` where the model ``supports_packing``, a step's recipes go end to end in one row
+    (``speed.packing_collator``). Returns ``(collator, tokenized)``; ``summary["packed"]`` says which.
+    """
+    collator = stage4a.make_collator(tokenizer)
+    tokenized = drop_padding(tokenized)
+    packed = bool(settings.packing) and supports_packing(model)
+    if packed:
+        collator = packing_collator()
+    summary.update(packed=packed)
+    return collator, tokenized
+
+
+def add_lora(settings: TrainSettings, stage4b: ModuleType, model, tokenizer, summary: dict):
+    """Stage 4B, first half: LoRA on the attention layers (or ``settings.target_modules``); the LoRA model back.
+
+    ``stage4b.make_lora_config`` and ``stage4b.apply_lora`` put the adapter on ``model`` in place. With
+    ``train_new_tokens`` the embedding rows stage 3 added (``[END]``) train too and are saved with the
+    adapter (``speed.speed_up_trainable_tokens`` makes that cheap). The layers, the trainable count and the
+    attention implementation go into ``summary``.
+    """
+    target_modules = list(settings.target_modules or stage4b.attention_modules(model))
+    config = stage4b.make_lora_config(settings.rank, settings.alpha, target_modules, settings.dropout)
+    new_rows = _new_token_rows(model, tokenizer) if settings.train_new_tokens else None
+    if new_rows and hasattr(config, "trainable_token_indices") and not config.trainable_token_indices:
+        config.trainable_token_indices = new_rows
+    if new_rows:
+        speed_up_trainable_tokens()
+    attention = getattr(model.config, "_attn_implementation", None)
+    lora_model = stage4b.apply_lora(model, config)
+    trainable = stage4b.trainable_parameters(lora_model)
+    _print(f"LoRA r={settings.rank} alpha={settings.alpha} on {target_modules}: "
+           f"{trainable['trainable']:,} of {trainable['total']:,} parameters train ({trainable['percent']:.2f} %)")
+    summary.update(target_modules=target_modules, trainable=trainable, new_token_rows=new_rows,
+                   attention=attention)
+    return lora_model
+
+
+def training_arguments(settings: TrainSettings, stage4b: ModuleType, output_dir: Path, tokenized, summary: dict):
+    """Stage 4B's ``make_training_args``, then what the lab needs of them; the training rows in their order.
+
+    The lab's needs (``_enforce_lab_arguments``): tokens/s of real tokens, a checkpoint every ``eval_every``
+    steps, no online trackers, fused AdamW on a GPU. With ``group_by_length`` (and no packing) the training
+    rows are put in ``speed.length_grouped_order`` and the Trainer keeps that order. Returns
+    ``(args, tokenized)``; the precision, the device and the sizes go into ``summary``.
+    """
+    args = stage4b.make_training_args(output_dir / CHECKPOINTS, batch_size=settings.batch_size,
+                                      learning_rate=settings.learning_rate, epochs=settings.epochs,
+                                      max_steps=settings.max_steps, eval_every=settings.eval_every,
+                                      seed=settings.seed)
+    grouped = bool(settings.group_by_length) and not summary["packed"]
+    _enforce_lab_arguments(args, settings, grouped=grouped)
+    if grouped:
+        lengths = [len(ids) for ids in tokenized["train"]["input_ids"]]
+        tokenized["train"] = tokenized["train"].select(
+            length_grouped_order(lengths, args.per_device_train_batch_size, settings.seed))
+    summary.update(n_train=len(tokenized["train"]), n_validation=len(tokenized["validation"]), bf16=bool(args.bf16),
+                   device=str(args.device), group_by_length=grouped,
+                   frozen_in_bf16=bool(args.bf16) and settings.frozen_in_bf16)
+    return args, tokenized
+
+
+def train_with_callbacks(settings: TrainSettings, stage4b: ModuleType, lora_model, tokenizer, tokenized, collator,
+                         args, *, store: Store, run_id: str, output_dir: Path, resume: bool,
+                         should_stop: Callable[[], bool], summary: dict):
+    """Stage 4B's ``train``, with the ``MetricsCallback`` streaming to the store; ``(trainer, callback)`` back.
+
+    With ``resume`` it goes on from the newest checkpoint (the store forgets the metrics logged after it).
+    While it trains, the frozen weights sit in bfloat16 (``speed.FrozenInBf16``) and the loss is computed a
+    slice at a time (``speed.ChunkedLoss``), as the settings say; the curve ends with a validation point at
+    the last step. ``trainer`` is None when ``should_stop()`` said stop before the first step.
+    """
+    checkpoint = last_checkpoint(output_dir) if resume else None
+    if resume:
+        resumed_at = int(checkpoint.name.split("-")[-1]) if checkpoint else 0
+        _print(f"resuming from {checkpoint}" if checkpoint else "no checkpoint yet: starting from the beginning")
+        store.delete_metrics_after(run_id, resumed_at)
+    callback = MetricsCallback(store, run_id, should_stop, summary=summary)
+    if should_stop():
+        callback.cancelled = True
+        return None, callback
+    collator = TrainingCollator(collator, callback)
+    with FrozenInBf16(lora_model, enabled=bool(args.bf16) and settings.frozen_in_bf16), \
+            ChunkedLoss(lora_model, enabled=settings.chunked_loss) as chunked:
+        summary["chunked_loss"] = chunked.active
+        trainer = stage4b.train(lora_model, tokenizer, tokenized["train"], tokenized["validation"], args,
+                                callbacks=[callback], data_collator=collator,
+                                resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+        if not callback.cancelled and callback.last_eval_step != trainer.state.global_step:
+            trainer.evaluate()  # the curve ends with a validation point at the last step
+    # Mixed precision wrapped the model's forward in autocast; give the caller the plain model back,
+    # so "after" is measured in float32 like "before".
+    trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
+    return trainer, callback
+
+
+def save_and_summarise(settings: TrainSettings, stage4b: ModuleType, model, lora_model, tokenizer, trainer,
+                       callback, *, store: Store, run_id: str, output_dir: Path, summary: dict,
+                       started: float) -> None:
+    """Stage 4B's ``save_adapter`` (with the tokenizer and the settings), then how the run ended, in the store.
+
+    The adapter goes to ``output_dir/adapter`` once at least one step ran, with the tokenizer (stage 5 needs
+    the same ``[END]`` id) and ``training_settings.json`` (what was trained, on which base). The summary gets
+    the final losses, tokens/s, the padding share and the time; the status becomes "finished" or "cancelled".
+    """
+    steps = trainer.state.global_step if trainer else 0
+    adapter_dir = output_dir / ADAPTER
+    saved = stage4b.save_adapter(lora_model, adapter_dir) if steps else None
+    if saved is not None:
+        tokenizer.save_pretrained(adapter_dir)  # with [END]: stage 5 needs the same token ids
+        (adapter_dir / SETTINGS_FILE).write_text(json.dumps(
+            {"settings": asdict(settings), "base_model": getattr(model.config, "_name_or_path", ""),
+             "steps": steps, "completed": not callback.cancelled}, indent=1, default=str))
+    summary.update(steps=steps, total_steps=trainer.state.max_steps if trainer else summary.get("total_steps"),
+                   train_loss=callback.train_loss, eval_loss=callback.eval_loss,
+                   eval_perplexity=perplexity_from_loss(callback.eval_loss), tokens_per_s=callback.tokens_per_s,
+                   tokens_seen=trainer.state.num_input_tokens_seen if trainer else 0,
+                   padding_share=(1 - callback.batch_tokens["real"] / callback.batch_tokens["computed"]
+                                  if callback.batch_tokens["computed"] else None),
+                   seconds=time.perf_counter() - started, cancelled=callback.cancelled,
+                   completed=bool(trainer) and not callback.cancelled,
+                   adapter_dir=str(adapter_dir) if saved else None,
+                   adapter_bytes=saved["bytes"] if isinstance(saved, dict) else None,
+                   last_checkpoint=str(last_checkpoint(output_dir) or "") or None)
+    status = "cancelled" if callback.cancelled else "finished"
+    reason = (f"cancelled at step {steps}; resume continues from the last checkpoint"
+              if callback.cancelled else "")
+    store.update_run(run_id, status=status, reason=reason, summary=summary)
+    _print(f"{status} after {steps} steps in {summary['seconds']:.0f} s; "
+           f"train loss {callback.train_loss}, validation loss {callback.eval_loss}"
+           + (f"; adapter in {adapter_dir}" if saved else ""))
