@@ -18,11 +18,11 @@ store (learner "demo" for --reference) where the dashboard's demo mode finds the
 from __future__ import annotations
 
 import argparse
-import math
 import time
 from dataclasses import asdict, dataclass, field, fields
 
 from .errors import LabError
+from .measure import perplexity_from_loss
 from .modules import load_stage_module
 from .paths import lab_home
 from .quiet import quiet_library_notices
@@ -66,7 +66,11 @@ def _banner(label: str, title: str) -> None:
 
 
 def run_pipeline(settings: PipelineSettings, *, reference: bool, store: Store) -> dict:
-    """Run every stage in order and return the numbers it measured."""
+    """Run every stage in order and return the numbers it measured.
+
+    One phase a stage, in the lesson's order, except that the base model's perplexity is measured just
+    before training (the LoRA run changes the model in place).
+    """
     import torch
 
     stages = {key: load_stage_module(key, reference=reference)
@@ -76,7 +80,31 @@ def run_pipeline(settings: PipelineSettings, *, reference: bool, store: Store) -
     started = time.perf_counter()
     torch.manual_seed(settings.seed)
 
-    # -- 1: the model, its tokens, the "before" picture ---------------------------------
+    model, tokenizer = before_picture(s1, settings, store)
+    valid, splits = data_mess(s2, settings, store, numbers)
+    tokenize = tokenizing(s2, s3, model, tokenizer, valid, settings, store, numbers)
+    held_out = splits["validation"].select(range(min(settings.eval_recipes, len(splits["validation"]))))
+    eval_tokens = tokenize(held_out)
+    one_training_step(s4a, model, tokenizer, tokenize, splits["train"], settings, store, numbers)
+    ppl_before = perplexity_before(s5, model, eval_tokens, store)
+    lora_model, run_id = lora_training(stages, model, tokenizer, splits, settings, store)
+    evaluation(s1, s5, lora_model, tokenizer, eval_tokens, ppl_before, run_id, settings, store, numbers)
+    sampling(s1, s6, lora_model, tokenizer, settings, store)
+
+    numbers["seconds"] = time.perf_counter() - started
+    perplexity = numbers["perplexity"]
+    print(f"\nPipeline finished in {numbers['seconds'] / 60:.1f} min. Held-out perplexity "
+          f"{perplexity['before']:.2f} → {perplexity['after']:.2f} ({perplexity['change']:+.0%}).")
+    return numbers
+
+
+# -- run_pipeline's phases, in the order it calls them ------------------------------------------------------
+def before_picture(s1, settings: PipelineSettings, store: Store):
+    """Stage 1: the model and its tokenizer, a look at its tokens, and the base model's "before" generations.
+
+    Greedy generations for stage 1's ``BEFORE_PROMPTS`` go to the store, where stage 5's page sets them beside
+    the fine-tuned model's. Returns ``(model, tokenizer)``.
+    """
     _banner("1", "a model, its tokens, the 'before' picture")
     model, tokenizer = s1.load_model_and_tokenizer(settings.model)
     counts = s1.count_parameters(model)
@@ -90,8 +118,14 @@ def run_pipeline(settings: PipelineSettings, *, reference: bool, store: Store) -
         store.save_generation("stage1", "before", "base", prompt, text, {"temperature": 0, "max_new_tokens": 60})
     for prompt, text in before.items():
         print(f"--- {prompt!r}\n{text.strip()[:300]}")
+    return model, tokenizer
 
-    # -- 2: the data mess ----------------------------------------------------------------
+
+def data_mess(s2, settings: PipelineSettings, store: Store, numbers: dict):
+    """Stage 2: the raw Wikibooks recipes, their data-mess report, the valid ones, and the seeded split.
+
+    Returns ``(valid, splits)``; the counts go into ``numbers["data"]``.
+    """
     _banner("2", "the data mess: load, format, filter, split")
     raw = s2.load_recipes("wikibooks")
     report = s2.data_mess_report(raw)
@@ -103,15 +137,21 @@ def run_pipeline(settings: PipelineSettings, *, reference: bool, store: Store) -
     print("example:\n" + splits["train"][0]["text"][:400])
     numbers["data"] = {"raw": len(raw), "valid": len(valid), "train": len(splits["train"]),
                        "validation": len(splits["validation"])}
+    return valid, splits
 
-    # -- 3: tokenizing -------------------------------------------------------------------
+
+def tokenizing(s2, s3, model, tokenizer, valid: list, settings: PipelineSettings, store: Store, numbers: dict):
+    """Stage 3: the tokenizer configured (pad token, ``[END]``), the token-length report, and a ``tokenize``.
+
+    ``[END]``'s row starts from ``<|im_end|>``'s here, as the lab's training does it
+    (``training.init_end_from_eos``), so that perplexity before and after share the same starting row.
+    Returns ``tokenize(dataset)``: stage 3's ``tokenize_function`` mapped over a split at ``max_length``.
+    """
+    from .training import init_end_from_eos
+
     _banner("3", "tokenizing: padding, truncation, [END]")
     tokenizer_report = s3.configure_tokenizer(tokenizer, model)
     print(f"tokenizer: {tokenizer_report}")
-    # The lab's training starts [END]'s row from <|im_end|>'s (see training.init_end_from_eos).
-    # Doing it here, before "perplexity before", lets before and after share the same starting row.
-    from .training import init_end_from_eos
-
     init_end_from_eos(model, tokenizer)
     all_texts = [s2.format_recipe(r)["text"] for r in valid]
     stats = s3.token_length_stats(all_texts, tokenizer, settings.max_length)
@@ -124,35 +164,49 @@ def run_pipeline(settings: PipelineSettings, *, reference: bool, store: Store) -
     def tokenize(dataset):
         return dataset.map(lambda batch: s3.tokenize_function(batch, tokenizer, settings.max_length),
                            batched=True, remove_columns=dataset.column_names, desc="Running tokenizer on dataset")
+    return tokenize
 
-    held_out = splits["validation"].select(range(min(settings.eval_recipes, len(splits["validation"]))))
-    eval_tokens = tokenize(held_out)
 
-    # -- 4A: one training step -----------------------------------------------------------
+def one_training_step(s4a, model, tokenizer, tokenize, train, settings: PipelineSettings, store: Store,
+                      numbers: dict) -> None:
+    """Stage 4A: the first ``batch_size`` training recipes through the model, their loss, the gradient norms.
+
+    Stage 4A's ``backward_and_inspect`` zeroes the gradients again, so the model trains from where it was.
+    """
     _banner("4A", "one training step: loss and gradients")
     collator = s4a.make_collator(tokenizer)
-    batch = s4a.first_batch(tokenize(splits["train"].select(range(settings.batch_size))), collator,
-                            settings.batch_size)
+    batch = s4a.first_batch(tokenize(train.select(range(settings.batch_size))), collator, settings.batch_size)
     loss = s4a.forward_loss(model, batch)
-    print(f"loss of one batch: {loss.item():.3f} (perplexity {math.exp(loss.item()):.1f})")
+    print(f"loss of one batch: {loss.item():.3f} (perplexity {perplexity_from_loss(loss.item()):.1f})")
     gradients = s4a.backward_and_inspect(model, loss)
     store.put_result("stage4a", "gradients", gradients)
     top = sorted(gradients["layers"], key=lambda layer: -layer["grad_norm"])[:3]
     print("largest gradient norms: " + ", ".join(f"{g['name']} {g['grad_norm']:.3g}" for g in top))
     numbers["one_step"] = {"loss": loss.item()}
 
-    # -- 5 (before): perplexity of the base model ----------------------------------------
+
+def perplexity_before(s5, model, eval_tokens, store: Store) -> float:
+    """Stage 5, before training: the base model's perplexity on the held-out recipes (stage 5's ``perplexity``)."""
     _banner("5", "perplexity before training")
     ppl_before = s5.perplexity(model, eval_tokens)
-    store.save_evaluation("stage5", "perplexity_before", ppl_before, details={"recipes": len(held_out)})
-    print(f"base model perplexity on {len(held_out)} held-out recipes: {ppl_before:.2f}")
+    store.save_evaluation("stage5", "perplexity_before", ppl_before, details={"recipes": len(eval_tokens)})
+    print(f"base model perplexity on {len(eval_tokens)} held-out recipes: {ppl_before:.2f}")
+    return ppl_before
 
-    # -- 4B: LoRA training -----------------------------------------------------------------
-    _banner("4B", "LoRA training")
+
+def lora_training(stages: dict, model, tokenizer, splits, settings: PipelineSettings, store: Store):
+    """Stage 4B: a LoRA run with ``run_training`` on the lab's default path; ``(lora_model, run_id)`` back.
+
+    Training follows the lab's defaults (whole recipes grouped by length, bf16 where it helps: see
+    ``python -m lessons bench``); only what the instructor set here is passed on. The validation curve during
+    training uses a slice of ``curve_recipes``: the held-out recipes are for perplexity before and after
+    (each in-training pass over all 100 of them cost ~100 s here).
+    """
+    from datasets import DatasetDict
+
     from .training import TrainSettings, run_training
 
-    # Training follows the lab's default path (whole recipes grouped by length, bf16 where it helps: see
-    # `python -m lessons bench`); only what the instructor set here is passed on.
+    _banner("4B", "LoRA training")
     overrides = {"learning_rate": settings.learning_rate} if settings.learning_rate is not None else {}
     train_settings = TrainSettings(model=settings.model, n_recipes=settings.n_recipes, test_size=settings.test_size,
                                    rank=settings.rank, alpha=settings.alpha, batch_size=settings.batch_size,
@@ -160,26 +214,30 @@ def run_pipeline(settings: PipelineSettings, *, reference: bool, store: Store) -
                                    **overrides)
     run_id = store.start_run("train", asdict(train_settings), name="pipeline")
     output_dir = lab_home() / "runs" / run_id
-    # The validation curve during training needs only a slice; the 100 held-out recipes are
-    # for perplexity before and after (each in-training pass over all of them cost ~100 s here).
-    from datasets import DatasetDict
-
     curve_slice = splits["validation"].select(range(min(settings.curve_recipes, len(splits["validation"]))))
     summary = run_training(train_settings, store=store, run_id=run_id, modules=stages, output_dir=output_dir,
                            model=model, tokenizer=tokenizer,
                            splits=DatasetDict(train=splits["train"], validation=curve_slice))
-    lora_model = summary.get("model")
-    print(f"trained {summary.get('steps')} steps in {summary.get('seconds', 0):.0f} s; adapter: {output_dir / 'adapter'}")
+    print(f"trained {summary.get('steps')} steps in {summary.get('seconds', 0):.0f} s; "
+          f"adapter: {output_dir / 'adapter'}")
+    return summary.get("model"), run_id
 
-    # -- 5: evaluation ------------------------------------------------------------------------
+
+def evaluation(s1, s5, lora_model, tokenizer, eval_tokens, ppl_before: float, run_id: str,
+               settings: PipelineSettings, store: Store, numbers: dict) -> None:
+    """Stage 5, after training: perplexity after, then base and fine-tuned side by side, and the stop rate.
+
+    LoRA was injected into the model itself, so the "before" side is a fresh copy of the base (under a second
+    from the cache), given the same ``[END]`` token so both read the same ids. The change in perplexity and
+    the share of side-by-side generations that stopped at ``[END]`` go into ``numbers``.
+    """
     _banner("5", "evaluation: perplexity after, before/after side by side")
     ppl_after = s5.perplexity(lora_model, eval_tokens)
-    store.save_evaluation("stage5", "perplexity_after", ppl_after, run_id=run_id, details={"recipes": len(held_out)})
+    store.save_evaluation("stage5", "perplexity_after", ppl_after, run_id=run_id,
+                          details={"recipes": len(eval_tokens)})
     change = (ppl_after - ppl_before) / ppl_before
     print(f"held-out perplexity: {ppl_before:.2f} before → {ppl_after:.2f} after ({change:+.0%})")
     numbers["perplexity"] = {"before": ppl_before, "after": ppl_after, "change": change}
-    # LoRA was injected into `model` itself, so the "before" side is a fresh copy of the base
-    # (under a second from the cache), given the same [END] token so both read the same ids.
     base, _ = s1.load_model_and_tokenizer(settings.model)
     base.resize_token_embeddings(len(tokenizer))
     comparisons = []
@@ -189,22 +247,20 @@ def run_pipeline(settings: PipelineSettings, *, reference: bool, store: Store) -
         comparisons.append(result)
         store.save_generation("stage5", "after", "finetuned", prompt, result["finetuned"],
                               {"temperature": settings.temperature, "max_new_tokens": settings.new_tokens})
-        print(f"--- {prompt!r}\n[base]\n{result['base'].strip()[:300]}\n[fine-tuned]\n{result['finetuned'].strip()[:400]}")
+        print(f"--- {prompt!r}\n[base]\n{result['base'].strip()[:300]}\n"
+              f"[fine-tuned]\n{result['finetuned'].strip()[:400]}")
     numbers["stop_rate"] = sum(bool(c.get("finetuned_stopped")) for c in comparisons) / len(comparisons)
     print(f"fine-tuned stopped at [END] in {numbers['stop_rate']:.0%} of {len(comparisons)} side-by-side prompts")
 
-    # -- 6: sampling ----------------------------------------------------------------------------
+
+def sampling(s1, s6, lora_model, tokenizer, settings: PipelineSettings, store: Store) -> None:
+    """Stage 6: a sweep over temperature and top-p on the fine-tuned model, one prompt, saved for the page."""
     _banner("6", "sampling: temperature and top-p")
     sweep = s6.sampling_sweep(lora_model, tokenizer, s1.BEFORE_PROMPTS[0], temperatures=[0.3, 0.8, 1.3],
                               top_ps=[0.5, 0.95], max_new_tokens=40, seed=settings.seed)
     for row in sweep:
         print(f"T={row['temperature']:<4} top_p={row['top_p']:<5} {row['text'].strip()[:100]!r}")
     store.put_result("stage6", "sweep", sweep)
-
-    numbers["seconds"] = time.perf_counter() - started
-    print(f"\nPipeline finished in {numbers['seconds'] / 60:.1f} min. Held-out perplexity "
-          f"{ppl_before:.2f} → {ppl_after:.2f} ({change:+.0%}).")
-    return numbers
 
 
 def _progress(items, description: str):
