@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+from types import SimpleNamespace
 
 import torch
 import torch.nn.functional as F
@@ -181,6 +182,29 @@ def test_perplexity_of_a_model_that_knows_nothing(lesson, tokenizer):
            hint="Each token's loss is ln(49152); is the result exp of the mean of those, or of their sum?")
 
 
+class Overconfident(torch.nn.Module):
+    """A model sure of one wrong token after any text: a logit of 1,000 on the last id, so each real token costs
+    about 1,000 nats and exp of the mean loss is past what a float holds."""
+
+    def __init__(self, vocabulary: int):
+        super().__init__()
+        self.vocabulary = vocabulary
+        self.anchor = torch.nn.Parameter(torch.zeros(()))  # a parameter, so the model has a device
+
+    def forward(self, input_ids, attention_mask=None, **_):
+        logits = torch.zeros(*input_ids.shape, self.vocabulary) + self.anchor
+        logits[..., -1] = 1000.0
+        return SimpleNamespace(logits=logits)
+
+
+def test_perplexity_that_overflows_is_infinite(lesson, tokenizer):
+    """A perplexity too large for a float is float('inf'), as the docstring says, not an OverflowError."""
+    got = call(lesson.perplexity, Overconfident(len(tokenizer)), padded_rows(tokenizer), batch_size=4)
+    expect(got == math.inf, lesson.perplexity, "exp of a mean loss near 1,000 overflows a float: the perplexity "
+           "is then float('inf').", expected=math.inf, got=got,
+           hint="Which error does math.exp(1000) raise, and does your code catch exactly that one?")
+
+
 def _compare(lesson, tokenizer, finetuned_pieces, **settings):
     start = last_token(tokenizer, PROMPT)
     base = scripted_llama(tokenizer, chain(tokenizer, [start], " bread butter jam honey salt pepper oil flour sugar"))
@@ -311,14 +335,15 @@ def test_memorised_titles(lesson):
            "the similarity should be 1.0 for an exact copy and just under 1 for a typo.",
            expected="[1.0, 1.0, 0.94…, 1.0]", got=similarities)
     # At the limit: 'apple pie x' and 'lemon tarp' are 0.9 like their training titles, exactly NEAR_COPY_SIMILARITY.
-    generated = ["Apple Pie X", "Lemon Tarp", "Banana Breads", "Apple Pie XY"]
+    generated = ["?!", "Apple Pie X", "Lemon Tarp", "Banana Breads", "Apple Pie XY"]
     got = call(lesson.memorised_titles, generated, ["Lemon Tart", "Apple Pie", "Banana Bread", "Banana Bready"])
     want = [("Apple Pie X", "Apple Pie", 0.9), ("Lemon Tarp", "Lemon Tart", 0.9),
             ("Banana Breads", "Banana Bread", 0.96)]
     if isinstance(got, list):
         got = [(g.get("generated"), g.get("train_title"), g.get("similarity")) for g in got]
-    expect(got == want, lesson.memorised_titles, "a similarity of exactly 0.9 counts (at least "
-           "NEAR_COPY_SIMILARITY), and a title close to two training titles is paired with the closer one.",
+    expect(got == want, lesson.memorised_titles, "after a title with no letters ('?!'), a similarity of "
+           "exactly 0.9 counts (at least NEAR_COPY_SIMILARITY), and a title close to two training titles is paired "
+           "with the closer one.",
            expected=want, got=got, hint="Is 0.9 'at least 0.9'? Do the quick ratios only skip pairs that cannot "
                                         "reach the limit? Is the best ratio kept, or the last one?")
 
@@ -342,3 +367,11 @@ def test_off_topic_probe(lesson, tokenizer):
            lesson.off_topic_probe, "this model answers the question: that is not recipe-like.",
            expected="answer ' Use reversed or slicing…', recipe_like == False", got=got,
            hint="Is the question itself left out of the answer?")
+    clueless = scripted_llama(tokenizer, {})  # every token equally likely: a sampled answer is a new one each time
+    answers = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        answers.append(call(lesson.off_topic_probe, clueless, tokenizer, max_new_tokens=6)["answer"])
+    expect(answers[0] == answers[1], lesson.off_topic_probe, "the answer must be the same every run: the docstring "
+           "asks for greedy generation (temperature 0).", expected=answers[0], got=answers[1],
+           hint="Which generate() argument chooses greedy decoding over sampling?")

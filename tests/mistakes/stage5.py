@@ -48,4 +48,14 @@ MISTAKES += [
     Mistake("stage5", "memorised_titles keeps the last training title that passes the quick ratios, not the closest",
             "                if ratio > best_ratio:\n                    best_title, best_ratio = original, ratio\n",
             "                best_title, best_ratio = original, ratio\n", caught_by="test_memorised_titles"),
+    Mistake("stage5", "perplexity lets math.exp overflow instead of giving float('inf')",
+            '    try:\n        result = math.exp(mean_loss)\n    except OverflowError:\n        result = float("inf")\n',
+            "    result = math.exp(mean_loss)\n", caught_by="test_perplexity_that_overflows_is_infinite"),
+    Mistake("stage5", "memorised_titles stops at the first title with no letters", "        if not normalised:\n"
+            "            continue\n", "        if not normalised:\n            break\n", caught_by="test_memorised_titles"),
+    Mistake("stage5", "off_topic_probe samples instead of generating greedily",
+            "max_new_tokens=max_new_tokens, do_sample=False,\n                                pad_token_id=tokenizer"
+            ".pad_token_id)\n    answer", "max_new_tokens=max_new_tokens, do_sample=True,\n"
+            "                                pad_token_id=tokenizer.pad_token_id)\n    answer",
+            caught_by="test_off_topic_probe"),
 ]
