@@ -48,8 +48,11 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def serve_dashboard(tmp_path, command: list[str], *, demo: bool = True) -> Iterator[str]:
+def serve_dashboard(tmp_path, command: list[str], *, demo: bool = True,
+                    extra_env: dict | None = None) -> Iterator[str]:
     """Run ``command`` (which serves ``dashboard/app.py``) on a free port, in demo mode unless ``demo`` is False.
+
+    ``extra_env`` adds to its environment (``LAB_MODEL``: a tiny model instead of SmolLM2).
 
     Yields its address.
     """
@@ -59,7 +62,7 @@ def serve_dashboard(tmp_path, command: list[str], *, demo: bool = True) -> Itera
     home.mkdir()
     (home / "models").symlink_to((lab_home() / "models").resolve(), target_is_directory=True)
     env = {**os.environ, "LAB_HOME": str(home), "LAB_LEARNER": "browser", "LAB_DEMO": "1",
-           "PYTHONPATH": str(ROOT)}
+           "PYTHONPATH": str(ROOT), **(extra_env or {})}
     env.pop("LAB_CLASS_DIR", None)
     if not demo:
         env.pop("LAB_DEMO")

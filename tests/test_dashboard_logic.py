@@ -584,3 +584,16 @@ def test_pages_only_draw_their_logic_is_importable():
                        + "\n  ".join(logic))
     stale = sorted(set(STAYS_IN_A_PAGE) - seen)
     assert not stale, f"STAYS_IN_A_PAGE names functions that moved, went or draw now: {stale}"
+
+
+def test_stage5s_measures_beyond_perplexity_keep_shares_and_counts_apart():
+    from dashboard.logic.stage_data import beyond_perplexity
+
+    split = beyond_perplexity({"base": {"stop rate": 0.0, "memorised titles": 2.0},
+                               "finetuned": {"stop rate": 2 / 3, "memorised titles": 0.0}})
+    assert split["shares"] == [{"measure": "stop rate", "model": "base", "percent": 0.0},
+                               {"measure": "stop rate", "model": "fine-tuned", "percent": 66.7}]
+    assert split["counts"] == [{"measure": "memorised titles", "model": "base", "texts": 2},
+                               {"measure": "memorised titles", "model": "fine-tuned", "texts": 0}]
+    assert not split["all_zero"]
+    assert beyond_perplexity({"base": {"stop rate": 0.0}, "finetuned": {"stop rate": 0.0}})["all_zero"]

@@ -187,3 +187,24 @@ def distribution_rows(rows: list[dict]) -> list[dict]:
         out.append({"token": token, "probability": float(row["before"]), "as": "the model's own"})
         out.append({"token": token, "probability": float(row["after"]), "as": "after temperature and top-p"})
     return out
+
+
+COUNTED_MEASURES = ("memorised titles",)  # stage 5's measures that count texts; the others are shares of 0 to 1
+
+
+def beyond_perplexity(measures: dict[str, dict[str, float]]) -> dict:
+    """Stage 5's measures beyond perplexity, split for drawing: shares in percent (one chart), counts apart.
+
+    ``measures`` is ``{"base": {name: value}, "finetuned": {...}}`` as the evaluation saves it. Returns
+    ``{"shares": [{"measure", "model", "percent"}], "counts": [{"measure", "model", "texts"}], "all_zero": bool}``;
+    ``all_zero`` says every share is 0 %, which a chart would only show as nothing.
+    """
+    names = {"base": "base", "finetuned": "fine-tuned"}
+    shares, counts = [], []
+    for side, values in measures.items():
+        for name, value in values.items():
+            if name in COUNTED_MEASURES:
+                counts.append({"measure": name, "model": names.get(side, side), "texts": int(value)})
+            else:
+                shares.append({"measure": name, "model": names.get(side, side), "percent": round(100 * value, 1)})
+    return {"shares": shares, "counts": counts, "all_zero": all(row["percent"] == 0 for row in shares)}

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from dashboard.logic import stage_data
 from dashboard.logic.charts import bar_chart
 from dashboard.logic.kernel import LessonRef
 from dashboard.ui import adapter_dir, demo_mode, finetuned_choices, open_results_store
@@ -124,9 +125,14 @@ def draw(ref: LessonRef, store: Store) -> None:
     measures = result.get("measures") or {}
     if measures:
         st.markdown("#### Beyond perplexity")
-        rows = [{"measure": name, "model": side, "value": float(value)}
-                for side, values in measures.items() for name, value in values.items()]
-        st.altair_chart(bar_chart(rows, x="measure", y="value", colour="model", title="base vs fine-tuned",
-                                  grouped=True),
-                        width="stretch")
-        st.dataframe(rows, hide_index=True)
+        split = stage_data.beyond_perplexity(measures)
+        if split["all_zero"]:
+            st.info("Every share below is 0 % for both models on these three prompts: neither wrote the recipe "
+                    "labels, stopped at [END] or answered the off-topic question with a recipe.")
+        else:
+            st.altair_chart(bar_chart(split["shares"], x="measure", y="percent", colour="model", grouped=True,
+                                      title="Share of the side-by-side texts (%), base vs fine-tuned"),
+                            width="stretch")
+        st.dataframe(split["shares"], hide_index=True)
+        for row in split["counts"]:
+            st.caption(f"{row['measure']}, {row['model']}: {row['texts']} of the texts copy a training title")
