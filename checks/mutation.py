@@ -138,6 +138,9 @@ def learner_mutants(reference: Path, copy: Path, session: Path) -> tuple[list[Mu
         before, after = _changed_lines(source, mutated)
         kept.append(Mutant(item.job_id, spec, spec.start_pos[0], spec.definition_name or "?", before, after))
     db.set_multiple_results(skipped, WorkResult(worker_outcome=WorkerOutcome.SKIPPED))
+    # Cosmic Ray hands out its work items in random order (ORDER BY random()): sort them, so --seed picks the
+    # same sample every time.
+    kept.sort(key=lambda m: (m.spec.start_pos, m.spec.end_pos, m.spec.operator_name, m.spec.occurrence))
     return kept, db
 
 

@@ -77,3 +77,17 @@ def test_every_listed_equivalent_is_a_mutant_of_its_reference(tmp_path):
         db.close()
         stale = set(listed[stage.key]) - {m.key for m in mutants}
         assert not stale, f"checks/equivalent_mutants.toml lists mutants {stage.key} no longer has: {sorted(stale)}"
+
+
+def test_the_same_seed_picks_the_same_mutants(tmp_path):
+    """--seed names a sample: the mutants come in the same order every time (Cosmic Ray's own order is random)."""
+    stage = STAGES[0]
+    orders = []
+    for run in (1, 2):
+        copy = tmp_path / str(run) / stage.reference_file.name
+        copy.parent.mkdir()
+        shutil.copy(stage.reference_file, copy)
+        mutants, db = mutation.learner_mutants(stage.reference_file, copy, tmp_path / f"{run}.sqlite")
+        db.close()
+        orders.append([m.key for m in mutants])
+    assert orders[0] == orders[1]
