@@ -273,6 +273,13 @@ def test_compare_models_gives_both_the_same_seed(lesson, tokenizer):
     again = call(lesson.compare_models, PROMPT, base, twin, tokenizer, max_new_tokens=8, temperature=1.0, seed=5)
     expect(again["base"] == got["base"], lesson.compare_models, "the same seed gave another text on a second call.",
            expected=got["base"], got=again["base"], hint="Is the seed set before each model generates?")
+    greedy = call(lesson.compare_models, PROMPT, base, twin, tokenizer, max_new_tokens=8, temperature=0)["base"]
+    sampled = {call(lesson.compare_models, PROMPT, base, twin, tokenizer, max_new_tokens=8, temperature=0.7,
+                    seed=seed)["base"] for seed in (1, 2, 3)}
+    expect(sampled != {greedy}, lesson.compare_models, "with temperature=0.7 it must sample (the docstring: 0 for "
+           "greedy, otherwise sampling), but three seeds all gave the greedy text.",
+           expected=f"texts other than the greedy {greedy!r}", got=sorted(sampled),
+           hint="Which settings does generate() get when the temperature is above 0: is do_sample=True among them?")
 
 
 def test_format_adherence(lesson):

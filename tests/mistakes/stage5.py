@@ -58,4 +58,7 @@ MISTAKES += [
             ".pad_token_id)\n    answer", "max_new_tokens=max_new_tokens, do_sample=True,\n"
             "                                pad_token_id=tokenizer.pad_token_id)\n    answer",
             caught_by="test_off_topic_probe"),
+    Mistake("stage5", "compare_models generates greedily at every temperature",
+            'sampling = {"do_sample": True, "temperature"', 'sampling = {"do_sample": False, "temperature"',
+            caught_by="test_compare_models_gives_both_the_same_seed"),
 ]
