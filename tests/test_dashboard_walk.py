@@ -112,6 +112,8 @@ def test_every_page_main_action_in_demo_mode_on_a_tiny_model(tiny_server, screen
         open_stage(page, server, "stage4a")
         page.get_by_role("button", name="Run one step on the real model").click()
         expect(page.get_by_text("Loss after, same batch", exact=True).or_(error_boxes(page)).first).to_be_visible()
+        expect(page.get_by_text("Loss on other recipes, after", exact=True)).to_be_visible()
+        assert not page.get_by_text("not measured").count(), "the page hands one_step_report a second batch"
         page_is_sound(page, "stage4a", screenshots)
 
         open_stage(page, server, "stage4b")
