@@ -525,11 +525,6 @@ def test_bench_rows_per_arm_per_epoch_and_the_ladder_in_order():
 # belongs in dashboard/logic/ (or dashboard/tasks/ when it runs learner code). The few that stay say why.
 STAYS_IN_A_PAGE = {
     ("ui.py", "open_store"): "one line: the page's store for this script run, beside open_results_store",
-    ("results/stage5.py", "stop_note"): "the lead's file (stage 5's evaluation): to move to dashboard/logic",
-    ("results/stage5.py", "newest_evaluation"): "the lead's file (stage 5's evaluation): to move to dashboard/logic",
-    ("results/stage7.py", "dataset_choices"): "the lead's file (stage 7): to move to dashboard/logic/own_dataset.py",
-    ("results/stage7.py", "dataset_label"): "the lead's file (stage 7): to move to dashboard/logic/own_dataset.py",
-    ("results/stage7.py", "cleaning_rows"): "the lead's file (stage 7): to move to dashboard/logic/own_dataset.py",
 }
 
 

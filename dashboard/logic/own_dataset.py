@@ -14,9 +14,12 @@ Example::
 from __future__ import annotations
 
 import string
+from pathlib import Path
 
 from lessons.engine.constants import END_MARKER, RECIPE_TEMPLATE
+from lessons.engine.paths import DATA_DIR, lab_home, relative_to_project
 
+UPLOAD_TYPES = ("csv", "json", "jsonl", "ndjson")
 SAMPLE_ROWS = 200   # a column's kind is judged on this many rows: enough for a CSV's types, cheap for 100,000
 
 
@@ -61,3 +64,25 @@ def shortest_keeping_all(removed: list[dict]) -> int | None:
     too short; None when none was."""
     lengths = [row["shortest"] for row in removed if row["reason"] == "too_short"]
     return min(lengths) if lengths else None
+
+
+def dataset_choices() -> list[Path]:
+    """The example files and the learner's uploads, examples first."""
+    examples = sorted((DATA_DIR / "own_dataset").glob("*.*"))
+    uploads = sorted((lab_home() / "uploads").glob("*.*")) if (lab_home() / "uploads").exists() else []
+    return [path for path in examples + uploads if path.suffix.lstrip(".") in UPLOAD_TYPES]
+
+
+def dataset_label(path: str) -> str:
+    """An example as its place in the project (``data/own_dataset/…``), an upload as ``uploads/NAME``."""
+    uploads = lab_home() / "uploads"
+    return f"uploads/{Path(path).name}" if Path(path).parent == uploads else relative_to_project(path)
+
+
+def cleaning_rows(report: dict) -> list[dict]:
+    """The cleaning report as bar-chart rows: rows repaired by each step, rows removed for each reason."""
+    rows = [{"step": f"repaired: {name.replace('_', ' ')}", "rows": count, "kind": "repaired"}
+            for name, count in (report.get("repaired") or {}).items()]
+    rows += [{"step": f"removed: {name.replace('_', ' ')}", "rows": count, "kind": "removed"}
+             for name, count in (report.get("removed") or {}).items()]
+    return rows

@@ -12,6 +12,7 @@ from typing import Any
 
 from dashboard.logic.charts import readable_token
 from lessons.engine.paths import relative_to_project
+from lessons.engine.store import Store
 
 MARKUP_HINTS = re.compile(r"<ref|<[a-z]+|''|\[\[|&[a-z#0-9]+;", re.IGNORECASE)
 
@@ -208,3 +209,16 @@ def beyond_perplexity(measures: dict[str, dict[str, float]]) -> dict:
             else:
                 shares.append({"measure": name, "model": names.get(side, side), "percent": round(100 * value, 1)})
     return {"shares": shares, "counts": counts, "all_zero": all(row["percent"] == 0 for row in shares)}
+
+
+def stop_note(comparison: dict, side: str) -> str:
+    """" — stopped at [END]", or how many new tokens it wrote without stopping (a budget, not "never")."""
+    if comparison.get(f"{side}_stopped"):
+        return " — stopped at [END]"
+    tokens = comparison.get(f"{side}_tokens")
+    return f" — no [END] in {tokens} new tokens" if tokens else " — no [END]"
+
+
+def newest_evaluation(store: Store) -> dict | None:
+    runs = store.runs("evaluate")
+    return runs[-1] if runs else None

@@ -28,19 +28,6 @@ SIDE_BY_SIDE = {"max_new_tokens": 320, "temperature": 0.7, "top_p": 0.95, "seed"
 POLL_SECONDS = 3
 
 
-def stop_note(comparison: dict, side: str) -> str:
-    """" — stopped at [END]", or how many new tokens it wrote without stopping (a budget, not "never")."""
-    if comparison.get(f"{side}_stopped"):
-        return " — stopped at [END]"
-    tokens = comparison.get(f"{side}_tokens")
-    return f" — no [END] in {tokens} new tokens" if tokens else " — no [END]"
-
-
-def newest_evaluation(store: Store) -> dict | None:
-    runs = store.runs("evaluate")
-    return runs[-1] if runs else None
-
-
 def draw_evaluation_job(job: dict | None) -> None:
     """The evaluation job's phase while it runs (polled), why it failed or was cancelled once it ended."""
     if job is None:
@@ -78,7 +65,7 @@ def draw_evaluation_job(job: dict | None) -> None:
 def draw(ref: LessonRef, store: Store) -> None:
     runs = {run["id"]: run for run in store.runs("train")}
     choices = finetuned_choices(store)
-    job = newest_evaluation(store)
+    job = stage_data.newest_evaluation(store)
     if job is not None and job["status"] in jobs.ACTIVE:
         job = jobs.job_status(job["id"], store=store)  # a job whose process is gone is marked failed here
     busy = job is not None and job["status"] in jobs.ACTIVE
@@ -118,9 +105,9 @@ def draw(ref: LessonRef, store: Store) -> None:
     for comparison in result.get("comparisons", []):
         st.markdown(f"**Prompt** `{comparison['prompt'].splitlines()[0]}`")
         left, right = st.columns(2)
-        left.caption("base" + stop_note(comparison, "base"))
+        left.caption("base" + stage_data.stop_note(comparison, "base"))
         left.code(comparison["prompt"] + side_text(comparison, "base"), language="text", wrap_lines=True)
-        right.caption("fine-tuned" + stop_note(comparison, "finetuned"))
+        right.caption("fine-tuned" + stage_data.stop_note(comparison, "finetuned"))
         right.code(comparison["prompt"] + side_text(comparison, "finetuned"), language="text", wrap_lines=True)
     measures = result.get("measures") or {}
     if measures:

@@ -14,43 +14,19 @@ import streamlit as st
 
 from dashboard.logic.charts import bar_chart
 from dashboard.logic.kernel import LessonRef
-from dashboard.logic.own_dataset import shortest_keeping_all
+from dashboard.logic.own_dataset import (UPLOAD_TYPES, cleaning_rows, dataset_choices, dataset_label,
+                                         shortest_keeping_all)
 from dashboard.logic.tiers import is_own_dataset_run
 from dashboard.tasks import shared, stage7 as tasks
 from dashboard.ui import LOAD_LIMIT_S, demo_mode, finetuned_choices, friendly, model_spec, run_task
 from lessons.engine import jobs
 from lessons.engine.limits import LIMITS
-from lessons.engine.paths import DATA_DIR, lab_home, relative_to_project
+from lessons.engine.paths import lab_home
 from lessons.engine.store import Store
-
-UPLOAD_TYPES = ["csv", "json", "jsonl", "ndjson"]
-
-
-def dataset_choices() -> list[Path]:
-    """The example files and the learner's uploads, examples first."""
-    examples = sorted((DATA_DIR / "own_dataset").glob("*.*"))
-    uploads = sorted((lab_home() / "uploads").glob("*.*")) if (lab_home() / "uploads").exists() else []
-    return [path for path in examples + uploads if path.suffix.lstrip(".") in UPLOAD_TYPES]
-
-
-def dataset_label(path: str) -> str:
-    """An example as its place in the project (``data/own_dataset/…``), an upload as ``uploads/NAME``."""
-    uploads = lab_home() / "uploads"
-    return f"uploads/{Path(path).name}" if Path(path).parent == uploads else relative_to_project(path)
-
-
-def cleaning_rows(report: dict) -> list[dict]:
-    """The cleaning report as bar-chart rows: rows repaired by each step, rows removed for each reason."""
-    rows = [{"step": f"repaired: {name.replace('_', ' ')}", "rows": count, "kind": "repaired"}
-            for name, count in (report.get("repaired") or {}).items()]
-    rows += [{"step": f"removed: {name.replace('_', ' ')}", "rows": count, "kind": "removed"}
-             for name, count in (report.get("removed") or {}).items()]
-    return rows
-
 
 def draw(ref: LessonRef, store: Store) -> None:
     st.markdown("#### Your file")
-    upload = st.file_uploader("Upload your own dataset (CSV, JSON or JSON Lines, UTF-8)", type=UPLOAD_TYPES,
+    upload = st.file_uploader("Upload your own dataset (CSV, JSON or JSON Lines, UTF-8)", type=list(UPLOAD_TYPES),
                               key="stage7_upload")
     if upload is not None and st.session_state.get("stage7_upload_id") != upload.file_id:
         st.session_state["stage7_upload_id"] = upload.file_id  # each upload is saved once, not on every rerun
@@ -77,7 +53,8 @@ def draw(ref: LessonRef, store: Store) -> None:
 
     # One template box per file: a new file gets the template proposed for its own columns.
     template = st.text_area("Template (each {field} is a column; end with [END])", value=loaded["template"],
-                            key=f"stage7_template:{path}", height=110)
+                            key=f"stage7_template:{path}",
+                            height=max(90, 28 * (loaded["template"].count("\n") + 2)))  # [END] in sight
     fields: list[str] | None = None
     with friendly("checking the file's columns against the template"):  # before anything is cleaned or saved
         fields = run_task(tasks.template_columns, ref, str(path), template,
