@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict
+from pathlib import Path
 
 import pytest
 
@@ -75,6 +76,23 @@ def test_an_evaluation_job_runs_its_phases_in_order_and_keeps_every_measure(trai
 
 
 @pytest.mark.slow
+def test_the_evaluation_reads_the_held_out_recipes_the_run_saved(trained, tmp_path):
+    """Not a split rebuilt from the run's settings: one saved held-out recipe means one recipe measured."""
+    import shutil
+
+    store_path, run, adapter = trained
+    copy = tmp_path / "run"
+    shutil.copytree(Path(adapter).parent, copy)
+    validation = copy / "splits" / "validation.jsonl"
+    validation.write_text(validation.read_text().splitlines()[0] + "\n")
+    with Store(store_path, learner="saved-split") as store:
+        job_id = start_evaluation(run, copy / "adapter", reference=True, store=store, **TINY_EVALUATION)
+        status = wait_for(store, job_id)
+        assert status["status"] == "finished", (status.get("reason"), jobs.log_tail(job_id, 40))
+        assert store.result("stage5", "evaluation")["recipes"] == 1
+
+
+@pytest.mark.slow
 def test_a_cancelled_evaluation_records_nothing_and_says_so(trained):
     store_path, run, adapter = trained
     with Store(store_path, learner="cancel") as store:
@@ -101,7 +119,6 @@ def test_an_evaluation_without_an_adapter_fails_with_the_reason(trained, tmp_pat
 def test_the_stage5_page_starts_the_evaluation_in_the_background_and_draws_its_results(trained, monkeypatch):
     """Pressing "Evaluate this run" starts a job (the page does not wait for it); once it ends, a page run draws it."""
     import os
-    from pathlib import Path
 
     from streamlit.testing.v1 import AppTest
 

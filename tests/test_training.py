@@ -19,7 +19,7 @@ from lessons.engine.modules import load_stage_module
 from lessons.engine.paths import DATA_DIR
 from lessons.engine.store import Store
 from lessons.engine.tiny import real_tokenizer, tiny_llama
-from lessons.engine.training import ADAPTER, CHECKPOINTS, TrainSettings, last_checkpoint, run_training
+from lessons.engine.training import ADAPTER, CHECKPOINTS, TrainSettings, last_checkpoint, run_training, saved_splits
 
 STAGES = ("stage2", "stage3", "stage4a", "stage4b")
 N_RECIPES = 8        # 6 train + 2 validation: three batches of 2 make one epoch
@@ -98,6 +98,10 @@ def test_a_tiny_run_streams_metrics_and_saves_the_adapter(modules, store, tmp_pa
     base_bytes = sum(p.numel() * 4 for p in tiny_llama(real_tokenizer()).parameters())
     assert files["adapter_model.safetensors"] < base_bytes / 20
     assert last_checkpoint(tmp_path / "run") is not None
+    kept = saved_splits(tmp_path / "run")  # stage 5 evaluates on exactly these held-out recipes
+    assert kept["validation"]["text"] == fixture_splits()["validation"]["text"]
+    assert kept["train"]["title"] == fixture_splits()["train"]["title"]
+    assert run["summary"]["held_out_rows"] == len(VALIDATION_ROWS)
 
     # The adapter is the whole story: on a fresh base (its [END] row drawn anew by stage 3) it
     # reproduces the trained model exactly, because the [END] row was trained and saved with it.

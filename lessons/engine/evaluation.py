@@ -56,8 +56,10 @@ def evaluate_run(modules: dict[str, ModuleType], run: dict, *, adapter: str | Pa
 
     Args:
         modules: ``{"stage1", "stage2", "stage3", "stage5"}`` → the learner's modules (or the reference's).
-        run: the training run's store row (its ``id`` and ``config``: source, data size, split, max length, model).
-        adapter: the run's saved adapter folder (with its tokenizer, which has ``[END]``).
+        run: the training run's store row (its ``id`` and ``config``: max length, model; source, data size and
+            split for a run that saved no splits).
+        adapter: the run's saved adapter folder (with its tokenizer, which has ``[END]``); the run's own
+            splits lie beside it (``training.keep_splits``).
         eval_recipes: held-out recipes for perplexity (the first of the run's validation split).
         side_by_side: ``compare_models``'s settings (max_new_tokens, temperature, top_p, seed).
 
@@ -65,6 +67,7 @@ def evaluate_run(modules: dict[str, ModuleType], run: dict, *, adapter: str | Pa
         ``{"result", "evaluations": [{"name", "value", "details"}], "generations": [{"prompt", "text"}]}``.
     """
     from .trained import base_for, run_tokenizer
+    from .training import saved_splits
 
     stage1, stage2, stage3, stage5 = (modules[key] for key in EVALUATION_STAGES)
     config = run.get("config") or {}
@@ -78,8 +81,11 @@ def evaluate_run(modules: dict[str, ModuleType], run: dict, *, adapter: str | Pa
     if not next_phase():
         return None
     tokenizer = run_tokenizer(adapter, config.get("model") or None)  # [END] added by stage 3, as in training
-    raw = stage2.load_recipes(config.get("source") or "wikibooks")
-    splits = stage2.prepare_splits(raw, config.get("n_recipes"), config.get("test_size", 0.1), config.get("seed", 42))
+    splits = saved_splits(Path(adapter).parent)  # the recipes this run held out, saved beside its adapter
+    if splits is None:  # a run from before splits were saved: rebuilt as its training did, with stage 2
+        raw = stage2.load_recipes(config.get("source") or "wikibooks")
+        splits = stage2.prepare_splits(raw, config.get("n_recipes"), config.get("test_size", 0.1),
+                                       config.get("seed", 42))
     held_out = splits["validation"].select(range(min(eval_recipes, len(splits["validation"]))))
     max_length = int(config.get("max_length", 256))
     tokenized = held_out.map(lambda batch: stage3.tokenize_function(batch, tokenizer, max_length), batched=True,

@@ -46,6 +46,7 @@ from .store import Store
 
 CHECKPOINTS = "checkpoints"   # under output_dir: the Trainer's checkpoint-N folders
 ADAPTER = "adapter"           # under output_dir: the finished adapter (+ tokenizer)
+SPLITS = "splits"             # under output_dir: the run's own train and validation texts, for stage 5
 SETTINGS_FILE = "training_settings.json"  # in the adapter folder: what was trained, on which base
 
 
@@ -341,6 +342,7 @@ def run_training(settings: TrainSettings, *, store: Store, run_id: str, modules:
         stage2, stage3, stage4a, stage4b = (modules[key] for key in ("stage2", "stage3", "stage4a", "stage4b"))
         set_seed(settings.seed)
         splits = prepare_data(settings, stage2, splits)
+        keep_splits(splits, output_dir, summary)
         model, tokenizer, tokenized = prepare_model(settings, stage3, splits, model, tokenizer, summary)
         collator, tokenized = prepare_batches(settings, stage4a, model, tokenizer, tokenized, summary)
         lora_model = add_lora(settings, stage4b, model, tokenizer, summary)
@@ -387,6 +389,27 @@ def prepare_data(settings: TrainSettings, stage2: ModuleType, splits=None):
         splits = stage2.prepare_splits(raw, settings.n_recipes, settings.test_size, settings.seed)
     _print(f"data: {len(splits['train'])} training recipes, {len(splits['validation'])} for validation")
     return splits
+
+
+def keep_splits(splits, output_dir: Path, summary: dict) -> None:
+    """Save the run's own texts (``splits/train.jsonl``, ``splits/validation.jsonl``): stage 5 evaluates on
+    exactly the recipes this run held out, whatever made them (stage 2, or stage 7's own file)."""
+    folder = output_dir / SPLITS
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("train", "validation"):
+        splits[name].to_json(str(folder / f"{name}.jsonl"), lines=True, force_ascii=False)
+    summary.update(splits=str(folder), held_out_rows=len(splits["validation"]))
+
+
+def saved_splits(output_dir: str | Path):
+    """The splits ``keep_splits`` saved for a run (a ``DatasetDict``), or None for a run that saved none."""
+    from datasets import Dataset, DatasetDict
+
+    folder = Path(output_dir) / SPLITS
+    files = {name: folder / f"{name}.jsonl" for name in ("train", "validation")}
+    if not all(path.exists() for path in files.values()):
+        return None
+    return DatasetDict({name: Dataset.from_json(str(path)) for name, path in files.items()})
 
 
 def prepare_model(settings: TrainSettings, stage3: ModuleType, splits, model, tokenizer, summary: dict):
