@@ -163,3 +163,19 @@ def test_rows_removed_as_too_short_are_listed_with_the_field_and_the_setting_tha
     assert keep_all == len("Hummus")
     assert tasks.clean(ref, str(path), fields, keep_all)["count"] == 20, "the page's advice keeps every recipe"
     assert tasks.removed_blank_or_short(ref, str(path), fields, keep_all) == []
+
+
+def test_the_training_job_cleans_the_file_with_the_pages_min_chars(tmp_path):
+    """The page showed 20 recipes kept with min_chars 6; the run it starts must train on those 20, not 13."""
+    from types import SimpleNamespace
+
+    from lessons.engine import jobs
+
+    path = recipes_csv(tmp_path / "recipes.csv")
+    own = {"path": str(path), "template": "RECIPE: {title}\nINGREDIENTS: {ingredients}\nDIRECTIONS: {directions}\n[END]",
+           "text_fields": ["title", "ingredients", "directions"]}
+    settings = SimpleNamespace(test_size=0.2, seed=42)
+    default = jobs.own_dataset_splits(own, settings, reference=True)
+    assert len(default["train"]) + len(default["validation"]) == 20 - sum(len(t) < 10 for t in RECIPE_TITLES)
+    lowered = jobs.own_dataset_splits({**own, "min_chars": 6}, settings, reference=True)
+    assert len(lowered["train"]) + len(lowered["validation"]) == 20

@@ -112,7 +112,7 @@ def draw(ref: LessonRef, store: Store) -> None:
         st.dataframe([{"kind": p["kind"], "prompt": p["prompt"], "expected": p.get("expected", "")} for p in prompts],
                      hide_index=True)
         st.session_state["stage7_clean_file"] = str(path)
-        draw_training(store, path, template, fields)
+        draw_training(store, path, template, fields, min_chars)
         draw_comparison(store, prompts)
 
 
@@ -151,7 +151,7 @@ def draw_removed(ref: LessonRef, path: Path, fields: list[str], min_chars: int, 
             "shortest": "its characters", "text": "the row's fields"})
 
 
-def draw_training(store: Store, path: Path, template: str, fields: list[str]) -> None:
+def draw_training(store: Store, path: Path, template: str, fields: list[str], min_chars: int) -> None:
     """The same LoRA run as stage 4B, on this file: a few settings, Start, the live view."""
     from dashboard.results.stage4b import training_settings_class, watch
 
@@ -175,7 +175,8 @@ def draw_training(store: Store, path: Path, template: str, fields: list[str]) ->
                                                  test_size=0.2, eval_every=max(5, int(max_steps) // 6),
                                                  source=str(path))
             run_id = jobs.start_job(settings, reference=demo_mode(), store=store, name=f"stage7 {path.name}",
-                                    own_dataset={"path": str(path), "template": template, "text_fields": fields})
+                                    own_dataset={"path": str(path), "template": template, "text_fields": fields,
+                                                 "min_chars": min_chars})
             st.session_state["stage7_run"] = run_id
             st.rerun()
     watch(store, active, prefix="stage7", which=is_own_dataset_run)

@@ -129,7 +129,8 @@ def own_dataset_splits(own: dict, settings, *, reference: bool):
     rows = stage7.load_own_dataset(own["path"])
     own_files.check_columns(rows, stage7.template_fields(template), own["path"])
     fields = own.get("text_fields") or [f for f in stage7.template_fields(template) if f in rows[0]]
-    clean, report = stage7.clean_examples(rows, text_fields=fields)
+    options = {"min_chars": int(own["min_chars"])} if own.get("min_chars") else {}  # as the page cleaned it
+    clean, report = stage7.clean_examples(rows, text_fields=fields, **options)
     print(f"[job] own dataset {own['path']}: {report.get('rows_in')} rows in, {report.get('rows_out')} clean",
           flush=True)
     return stage7.prepare_own_splits(clean, template, test_size=settings.test_size, seed=settings.seed)
@@ -153,7 +154,7 @@ def start_job(settings, *, reference: bool, store: Store | None = None, name: st
         store: the store to record it in; default ``Store()``.
         name: a label for tables and charts; default none.
         own_dataset: train on the learner's own file instead of recipes (stage 7):
-            ``{"path": ..., "template": ..., "text_fields": [...]}``; default none (recipes).
+            ``{"path": ..., "template": ..., "text_fields": [...], "min_chars": N}``; default none (recipes).
     """
     if not is_dataclass(settings):
         raise TypeError(f"start_job needs a TrainSettings dataclass, got {type(settings).__name__}")
@@ -162,7 +163,7 @@ def start_job(settings, *, reference: bool, store: Store | None = None, name: st
     try:
         config = {**asdict(settings), "reference": bool(reference)}
         if own_dataset:
-            config["own_dataset"] = {key: own_dataset[key] for key in ("path", "template", "text_fields")
+            config["own_dataset"] = {key: own_dataset[key] for key in ("path", "template", "text_fields", "min_chars")
                                      if key in own_dataset}
         run_id = store.start_run("train", config, name=name, status="queued")
         folder = run_dir(run_id)
