@@ -2,7 +2,7 @@
 
 A *tiny* Llama (2 layers, 64 wide, the real tokenizer; ``lessons/engine/tiny.py``) is
 trained for 2 steps on 8 real recipes, then evaluated by the real job process
-(``python -m lessons.engine.evaluation run ID``) with the reference solutions. Tiny
+(``python -m lessons.engine.jobs evaluate ID``) with the reference solutions. Tiny
 because what is tested is the job (its phases, the store, cancelling), which works the
 same at any size; SmolLM2 takes minutes here, the tiny model seconds.
 """

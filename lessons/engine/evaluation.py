@@ -1,7 +1,7 @@
 """Stage 5's evaluation of one finished training run, with the learner's functions, in phases with progress.
 
 ``evaluate_run`` is what the stage 5 page's "Evaluate" does, run as a background job
-(``lessons.engine.jobs.start_evaluation``) because it takes minutes: perplexity of the
+(``start_evaluation``) because it takes minutes: perplexity of the
 base and the fine-tuned model on held-out recipes of the run's own split, three prompts
 side by side, and the measures beyond perplexity. ``record_evaluation`` puts what it
 measured in the store, where the page, the Class page and the lab report read it.
@@ -11,11 +11,9 @@ when it starts, so a page can draw "phase 3 of 8: perplexity after".
 """
 from __future__ import annotations
 
-import argparse
 import gc
 import os
 import signal
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Callable
@@ -157,12 +155,12 @@ def start_evaluation(run: dict, adapter: str | Path, *, reference: bool, store: 
               "eval_recipes": int(eval_recipes), "side_by_side": dict(side_by_side)}
     run_id = store.start_run("evaluate", config, name=f"evaluate {run['id']}", status="queued")
     store.update_run(run_id, summary={"total_steps": len(EVALUATION_PHASES)}, checkpoint_dir=str(jobs.run_dir(run_id)))
-    jobs.spawn_job_process(run_id, store, resume=False, module=__name__)
+    jobs.spawn_job_process(run_id, store, resume=False, job="evaluate")
     return run_id
 
 
 def run_evaluation_job(run_id: str, *, store_path: str | None = None, learner: str | None = None) -> int:
-    """What ``python -m lessons.engine.evaluation run RUN_ID`` does: evaluate, record, say how it ended."""
+    """What ``python -m lessons.engine.jobs evaluate RUN_ID`` does: evaluate, record, say how it ended."""
     import traceback
 
     from . import jobs
@@ -202,19 +200,3 @@ def run_evaluation_job(run_id: str, *, store_path: str | None = None, learner: s
     print(f"[evaluate] run {run_id} finished", flush=True)
     store.close()
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lessons.engine.evaluation",
-                                     description="Run one queued evaluation (the stage 5 page starts these).")
-    commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("run", help="evaluate as the run RUN_ID of the store says")
-    run.add_argument("run_id")
-    run.add_argument("--store", default=None, help="the store's database file (default: the lab's)")
-    run.add_argument("--learner", default=None, help="whose store rows (default: LAB_LEARNER)")
-    args = parser.parse_args(argv)
-    return run_evaluation_job(args.run_id, store_path=args.store, learner=args.learner)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -176,11 +176,12 @@ def start_job(settings, *, reference: bool, store: Store | None = None, name: st
             store.close()
 
 
-def spawn_job_process(run_id: str, store: Store, *, resume: bool, module: str = "lessons.engine.jobs") -> int:
-    """Start ``python -m MODULE run RUN_ID`` in its own session, its output in the run's ``job.log``."""
+def spawn_job_process(run_id: str, store: Store, *, resume: bool, job: str = "run") -> int:
+    """Start ``python -m lessons.engine.jobs JOB RUN_ID`` (``run`` trains, ``evaluate`` evaluates) in its own
+    session, its output in the run's ``job.log``."""
     folder = run_dir(run_id)
     folder.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", module, "run", run_id,
+    command = [sys.executable, "-m", "lessons.engine.jobs", job, run_id,
                "--store", str(store.path), "--learner", store.learner]
     if resume:
         command.append("--resume")
@@ -467,18 +468,25 @@ def run_job(run_id: str, *, store_path: str | None = None, learner: str | None =
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lessons.engine.jobs",
-                                     description="Run one queued training run (the dashboard starts these).")
+                                     description="Run one queued training run or evaluation (the dashboard "
+                                                 "starts these).")
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="train the run RUN_ID from the store")
-    run.add_argument("run_id")
-    run.add_argument("--store", default=None, help="the store's database file (default: the lab's)")
-    run.add_argument("--learner", default=None, help="whose store rows (default: LAB_LEARNER)")
+    evaluate = commands.add_parser("evaluate", help="evaluate as the run RUN_ID of the store says (stage 5)")
+    for job in (run, evaluate):
+        job.add_argument("run_id")
+        job.add_argument("--store", default=None, help="the store's database file (default: the lab's)")
+        job.add_argument("--learner", default=None, help="whose store rows (default: LAB_LEARNER)")
     run.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
     status = commands.add_parser("status", help="print a run's status")
     status.add_argument("run_id")
     args = parser.parse_args(argv)
     if args.command == "run":
         return run_job(args.run_id, store_path=args.store, learner=args.learner, resume=args.resume)
+    if args.command == "evaluate":
+        from .evaluation import run_evaluation_job
+
+        return run_evaluation_job(args.run_id, store_path=args.store, learner=args.learner)
     print(json.dumps(job_status(args.run_id), indent=1, default=str))
     return 0
 
