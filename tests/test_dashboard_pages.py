@@ -337,7 +337,7 @@ def test_data_stage_results_in_demo_mode(learner, page, metric, n_charts):
 def test_stage2_results_draw_the_mess_and_a_clean_split(learner):
     at = open_page("stage2", demo=True)
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Raw recipes"] == "3,129" and metrics["Kept by your filter"] == "3,011"
+    assert metrics["Raw recipes"] == "3,129" and metrics["Kept by the reference's filter"] == "3,011"
     assert metrics["Titles in both"] == "0"
     specs = [chart.proto.spec for chart in charts(at)]
     assert any("After filtering: recipes removed, by rule (3,011 kept)" in spec for spec in specs)

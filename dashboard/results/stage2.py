@@ -12,7 +12,7 @@ from dashboard.logic import stage_data
 from dashboard.logic.charts import bar_chart
 from dashboard.logic.kernel import LessonRef
 from dashboard.tasks import stage2 as tasks
-from dashboard.ui import LOAD_LIMIT_S, friendly, run_task
+from dashboard.ui import LOAD_LIMIT_S, demo_mode, friendly, run_task
 from lessons.engine.store import Store
 
 SOURCES = {"wikibooks": "Wikibooks, English (embedded, 3,129 recipes)",
@@ -42,7 +42,8 @@ def draw(ref: LessonRef, store: Store) -> None:
     if report:
         columns = st.columns(3)
         columns[0].metric("Raw recipes", f"{report['recipes']:,}")
-        columns[1].metric("Kept by your filter", f"{report['kept']:,}")
+        columns[1].metric("Kept by the reference's filter" if demo_mode() else "Kept by your filter",
+                          f"{report['kept']:,}")
         columns[2].metric("Removed", f"{report['recipes'] - report['kept']:,}")
         left, right = st.columns(2)
         with left:

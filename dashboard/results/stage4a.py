@@ -28,7 +28,7 @@ def draw(ref: LessonRef, store: Store) -> None:
     label = "Run one step on the real model" if not saved else "Run it again"
     st.caption(f"One batch of {BATCH_SIZE} recipes (at most {MAX_LENGTH} tokens each) through SmolLM2: forward, "
                "loss, backward, one AdamW step, then the loss again on that batch and on "
-               f"{BATCH_SIZE} other recipes. About half a minute on a laptop CPU.")
+               f"{BATCH_SIZE} other recipes. The model is loaded first, so it takes a while on a CPU.")
     if st.button(label, key="stage4a_run"):
         with st.spinner("Forward, backward, one step …"):
             with friendly("running one training step with your functions"):
