@@ -10,18 +10,4 @@ these modules too, to name the tasks it sends.
 """
 from __future__ import annotations
 
-from typing import Any
-
-
-def plain(value: Any) -> Any:
-    """``value`` as plain data: tensors and numpy values become lists and numbers, containers are walked."""
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, dict):
-        return {key if isinstance(key, (str, int, float, bool)) else str(key): plain(item)
-                for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(item) for item in value]
-    if hasattr(value, "tolist"):  # a torch tensor, a numpy array or a numpy number
-        return value.tolist()
-    return value  # anything else travels as it is, or is refused with a message naming it
+from lessons.engine.store import plain  # noqa: F401 - what a task hands back, as the store keeps it

@@ -18,7 +18,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Callable
 
-from .store import Store
+from .store import Store, plain
 
 EVALUATION_STAGES = ("stage1", "stage2", "stage3", "stage5")  # the stages whose code an evaluation runs
 SIDE_PROMPTS = 3   # stage 1's BEFORE_PROMPTS: three recipe titles
@@ -31,20 +31,6 @@ def side_text(comparison: dict, side: str) -> str:
     """The new text of ``side`` ("base" or "finetuned") in a ``compare_models`` result (``side`` or ``side_text``)."""
     value = comparison.get(side)
     return value if isinstance(value, str) else str(comparison.get(f"{side}_text", ""))
-
-
-def _plain(value):
-    """Numbers, strings, lists and dicts only (a tensor or numpy number becomes a Python one): the store keeps JSON."""
-    if isinstance(value, dict):
-        return {str(key): _plain(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
-    if hasattr(value, "item") and callable(value.item):
-        try:
-            return value.item()
-        except (ValueError, RuntimeError):
-            return str(value)
-    return value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
 
 
 def evaluate_run(modules: dict[str, ModuleType], run: dict, *, adapter: str | Path, eval_recipes: int,
@@ -104,7 +90,7 @@ def evaluate_run(modules: dict[str, ModuleType], run: dict, *, adapter: str | Pa
         for prompt in list(stage1.BEFORE_PROMPTS)[:SIDE_PROMPTS]:
             if not next_phase():
                 return None
-            result = _plain(stage5.compare_models(prompt, base, finetuned, tokenizer, **side_by_side))
+            result = plain(stage5.compare_models(prompt, base, finetuned, tokenizer, **side_by_side))
             comparisons.append({**result, "prompt": prompt})
         prompts = [comparison["prompt"] for comparison in comparisons]
         texts = {side: [prompt + side_text(c, side) for prompt, c in zip(prompts, comparisons)]

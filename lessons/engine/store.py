@@ -25,6 +25,21 @@ from typing import Any, Iterator
 from .paths import lab_home, learner_id
 from .store_file import StoreDamaged, connect, is_damage
 
+
+def plain(value: Any) -> Any:
+    """``value`` as plain data: tensors and numpy values become lists and numbers, containers are walked."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, dict):
+        return {key if isinstance(key, (str, int, float, bool)) else str(key): plain(item)
+                for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(item) for item in value]
+    if hasattr(value, "tolist"):  # a torch tensor, a numpy array or a numpy number
+        return value.tolist()
+    return value  # anything else travels as it is, or is refused with a message naming it
+
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS check_runs (
     id INTEGER PRIMARY KEY, learner TEXT NOT NULL, stage TEXT NOT NULL,
