@@ -111,7 +111,6 @@ def draw(ref: LessonRef, store: Store) -> None:
         st.markdown("#### Prompts to compare the base, recipe and your own model on")
         st.dataframe([{"kind": p["kind"], "prompt": p["prompt"], "expected": p.get("expected", "")} for p in prompts],
                      hide_index=True)
-        st.session_state["stage7_clean_file"] = str(path)
         draw_training(store, path, template, fields, min_chars)
         draw_comparison(store, prompts)
 

@@ -29,11 +29,15 @@ def _rows(ref: LessonRef, path: str) -> list[dict]:
                            lambda: worker.lesson(ref).load_own_dataset(path))
 
 
+def _min_chars(min_chars: int | None) -> dict:
+    """``clean_examples``'s ``min_chars`` when the page chose one; none, for the lesson's own default."""
+    return {} if min_chars is None else {"min_chars": int(min_chars)}
+
+
 def _clean(ref: LessonRef, path: str, fields: list[str], min_chars: int | None = None) -> tuple[list[dict], dict]:
-    options = {} if min_chars is None else {"min_chars": int(min_chars)}
     return worker.remember(("own clean", ref.path, ref.fingerprint, _stamp(path), tuple(fields), min_chars),
                            lambda: worker.lesson(ref).clean_examples(_rows(ref, path), text_fields=list(fields),
-                                                                     **options))
+                                                                     **_min_chars(min_chars)))
 
 
 def load(ref: LessonRef, path: str) -> dict:
@@ -71,21 +75,25 @@ def removed_blank_or_short(ref: LessonRef, path: str, fields: list[str], min_cha
     Each row goes through the learner's ``clean_examples`` on its own (whether a row is blank or too short
     does not depend on the others), so the page can list every such row, not only the report's examples.
     """
-    module = worker.lesson(ref)
-    options = {} if min_chars is None else {"min_chars": int(min_chars)}
-    removed = []
-    for index, row in enumerate(_rows(ref, path)):
-        kept, report = module.clean_examples([row], text_fields=list(fields), **options)
-        reason = next((name for name in ("blank", "too_short") if report["removed"].get(name)), None)
-        if kept or reason is None:
-            continue
-        lengths = {field: len(module.repair_text(row.get(field))["whitespace"]) for field in fields}
-        shortest = min(lengths, key=lengths.get)
-        removed.append({"row": index + 1, "reason": reason, "field": shortest, "shortest": lengths[shortest],
-                        "text": " · ".join(str(row.get(field, ""))[:60] for field in fields)})
-        if len(removed) >= most:
-            break
-    return removed
+    def listed() -> list[dict]:
+        module = worker.lesson(ref)
+        removed = []
+        for index, row in enumerate(_rows(ref, path)):
+            kept, report = module.clean_examples([row], text_fields=list(fields), **_min_chars(min_chars))
+            reason = next((name for name in ("blank", "too_short") if report["removed"].get(name)), None)
+            if kept or reason is None:
+                continue
+            lengths = {field: len(module.repair_text(row.get(field))["whitespace"]) for field in fields}
+            shortest = min(lengths, key=lengths.get)
+            removed.append({"row": index + 1, "reason": reason, "field": shortest, "shortest": lengths[shortest],
+                            "text": " · ".join(str(row.get(field, ""))[:60] for field in fields)})
+            if len(removed) >= most:
+                break
+        return removed
+
+    # Kept like the cleaned rows: a page interaction does not run the learner's code on every row again.
+    return worker.remember(("own removed", ref.path, ref.fingerprint, _stamp(path), tuple(fields), min_chars, most),
+                           listed)
 
 
 def formatted(ref: LessonRef, path: str, fields: list[str], template: str, min_chars: int | None = None) -> dict:
