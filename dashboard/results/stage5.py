@@ -16,6 +16,7 @@ import streamlit as st
 from dashboard.logic import stage_data
 from dashboard.logic.charts import bar_chart
 from dashboard.logic.kernel import LessonRef
+from dashboard.results.stage4b import POLL_SECONDS
 from dashboard.ui import adapter_dir, demo_mode, finetuned_choices, open_results_store
 from lessons.engine import jobs
 from lessons.engine.evaluation import EVALUATION_PHASES, side_text, start_evaluation
@@ -25,7 +26,6 @@ EVAL_RECIPES = 40     # held-out recipes for perplexity on this page
 # The side by side samples as compare_models does by default: decoded greedily, a small model falls into
 # loops and never reaches [END]. 320 new tokens give a model that has learned where recipes end room to stop.
 SIDE_BY_SIDE = {"max_new_tokens": 320, "temperature": 0.7, "top_p": 0.95, "seed": 0}
-POLL_SECONDS = 3
 
 
 def draw_evaluation_job(job: dict | None) -> None:
