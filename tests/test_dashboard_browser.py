@@ -356,38 +356,3 @@ def test_stage6_temperature_chart_has_a_readable_plot_area(server, screenshots, 
     assert len(x_labels) == 3
     for left, right in zip(x_labels, x_labels[1:]):
         assert left["x"] + left["width"] <= right["x"], "the token labels do not overlap"
-
-
-def test_stage7_an_uploaded_file_is_the_one_analysed_with_a_template_for_its_columns(server, screenshots, tmp_path):
-    """Upload a 20-recipe CSV: the Dataset box shows it, the template fits its columns, no red box, the rows
-    removed as too short are listed with the setting that keeps them, and lowering it keeps all 20."""
-    from playwright.sync_api import expect, sync_playwright
-
-    from tests.test_own_dataset_page import recipes_csv
-
-    upload = recipes_csv(tmp_path / "my_recipes.csv")
-    with sync_playwright() as playwright:
-        browser, page = open_browser(playwright, tmp_path, height=3600)
-        page.goto(f"{server}/stage7")
-        expect(page.get_by_role("heading", name="Stage 7", exact=False).first).to_be_visible()
-        expect(page.get_by_text("uploads/my_recipes.csv")).to_have_count(0)
-        page.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(upload))
-        expect(page.get_by_role("combobox", name="Dataset")).to_have_value("uploads/my_recipes.csv")
-        template = page.get_by_role("textbox", name="Template (each {field} is a column; end with [END])")
-        expect(template).to_have_count(1)  # the first file's box goes once the page has run for the upload
-        expect(template).to_have_value("RECIPE: {title}\nINGREDIENTS: {ingredients}\nDIRECTIONS: {directions}\n[END]")
-        warning = page.get_by_text("rows removed as too short", exact=False)
-        expect(warning).to_be_visible()
-        assert not error_boxes(page).count(), error_boxes(page).all_inner_texts()
-        expect(warning).to_contain_text("With the shortest field kept at 6")
-        expect(page.get_by_text("Hummus · 2 eggs", exact=False).first).to_be_attached()
-        page.screenshot(path=str(screenshots / "stage7-upload.png"), full_page=True)
-
-        shortest = page.get_by_role("spinbutton", name="Shortest field kept (characters)")
-        shortest.fill("6")
-        shortest.press("Enter")
-        expect(warning).to_have_count(0)
-        kept = page.get_by_test_id("stMetric").filter(has_text="Rows kept")
-        expect(kept).to_contain_text("20")
-        assert not error_boxes(page).count(), error_boxes(page).all_inner_texts()
-        browser.close()

@@ -142,10 +142,19 @@ def test_every_page_main_action_in_demo_mode_on_a_tiny_model(tiny_server, screen
         expect(page.get_by_text("Running...", exact=False)).to_have_count(0)
         page_is_sound(page, "stage6", screenshots)
 
-        open_stage(page, server, "stage7")
+        open_stage(page, server, "stage7")  # the uploaded file is the one analysed, with a template for its columns
+        expect(page.get_by_text("uploads/walk.csv")).to_have_count(0)
         page.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(recipes_csv(tmp_path / "walk.csv")))
         expect(page.get_by_role("combobox", name="Dataset")).to_have_value("uploads/walk.csv")
+        template = page.get_by_role("textbox", name="Template (each {field} is a column; end with [END])")
+        expect(template).to_have_count(1)  # the first file's box goes once the page has run for the upload
+        expect(template).to_have_value("RECIPE: {title}\nINGREDIENTS: {ingredients}\nDIRECTIONS: {directions}\n[END]")
+        warning = page.get_by_text("rows removed as too short", exact=False)  # listed, with what keeps them
+        expect(warning).to_contain_text("With the shortest field kept at 6")
+        expect(page.get_by_text("Hummus · 2 eggs", exact=False).first).to_be_attached()
+        assert not error_boxes(page).count(), error_boxes(page).all_inner_texts()
         set_number(page, "Shortest field kept (characters): clean_examples's min_chars", 6)
+        expect(warning).to_have_count(0)
         expect(page.get_by_test_id("stMetric").filter(has_text="Rows kept")).to_contain_text("20")
         set_number(page, "Steps", 3)
         page.get_by_role("button", name="Train on this file").click()
