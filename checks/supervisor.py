@@ -249,8 +249,23 @@ def _record(key: str, stage, imported_hash: str, results: list[dict], *, complet
     from lessons.engine.store import Store
 
     try:
+        if complete:
+            _publish_snapshot(key, stage, imported_hash)  # before the row: a published run always has its snapshot
         with Store() as store:
             store.record_check_run(key, relative_to_project(stage.learner_file), imported_hash, results,
                                    complete=complete, total=total)
     except Exception as error:  # noqa: BLE001 - recording must never hide the check results
         print(f"\n(could not save the results to the lab's store: {error})", file=sys.stderr)
+
+
+def _publish_snapshot(key: str, stage, imported_hash: str) -> None:
+    """In a class, keep a read-only copy of the file this complete run tested, for `class verify` to re-check."""
+    from lessons.engine.classroom import active_class, is_instructor, publish_snapshot
+    from lessons.engine.stages import content_hash
+
+    config = active_class()
+    if config is None or is_instructor(config):
+        return
+    content = stage.learner_file.read_bytes()
+    if content_hash(content) == imported_hash:  # a file changed during the run has no snapshot: its run cannot be verified
+        publish_snapshot(config, key, content, imported_hash)

@@ -9,6 +9,7 @@
     registry        write checks/registry.json, the list of every check each stage has
     handout         a copy of the project for learners, without the reference solutions
     setup-model     convert the embedded model to its fast cache (set-up does it)
+    class           a class on a shared server: init, verify, status, report (instructors)
 """
 from __future__ import annotations
 
@@ -128,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     bench = commands.add_parser("bench", help="baseline vs lab training benchmark", add_help=False)
     bench.set_defaults(run=None)
     commands.add_parser("mutation-score", help="the checks' mutation score", add_help=False).set_defaults(run=None)
+    from .engine.class_cli import add_commands as add_class_commands
+
+    add_class_commands(commands)
 
     argv = sys.argv[1:] if argv is None else argv
     # These parse their own options.

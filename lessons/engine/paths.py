@@ -17,15 +17,26 @@ def lab_home() -> Path:
     """The lab's home folder: model cache, store, training runs.
 
     ``LAB_HOME`` overrides it; the default is ``.lab/`` inside the project, so a
-    learner's work stays next to their code.
+    learner's work stays next to their code. Made 0700 when the lab makes it (a
+    folder that exists keeps its mode): on a shared server no other account enters it.
     """
     home = Path(os.environ.get("LAB_HOME") or PROJECT_ROOT / ".lab")
-    home.mkdir(parents=True, exist_ok=True)
+    if not home.is_dir():
+        home.mkdir(mode=0o700, parents=True, exist_ok=True)  # the dashboard's key lives here (dashboard/logic/access.py)
     return home
 
 
 def learner_id() -> str:
-    """Who is working: ``LAB_LEARNER``, else the login name (safe for a folder name)."""
+    """Who is working, safe for a folder name.
+
+    In a class (``LAB_CLASS_DIR`` set) it is the operating-system account this
+    process runs as, whatever the environment says; on one's own machine it is
+    ``LAB_LEARNER``, else the login name.
+    """
+    if os.environ.get("LAB_CLASS_DIR", "").strip():
+        from .classroom import account_name
+
+        return account_name()
     name = os.environ.get("LAB_LEARNER") or getpass.getuser() or "learner"
     return re.sub(r"[^A-Za-z0-9_.-]", "_", name)[:64] or "learner"
 

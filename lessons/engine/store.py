@@ -8,8 +8,10 @@ nothing half-written, nothing earlier lost. How the file itself is made,
 checked, migrated, backed up and repaired: ``store_file.py``.
 
 In a class (``LAB_CLASS_DIR`` set), each learner's database lives in their own
-folder, ``$LAB_CLASS_DIR/<learner>/lab.sqlite``; the instructor's Class page
-reads them all, read-only, and never runs learner code.
+folder, ``$LAB_CLASS_DIR/<account>/lab.sqlite`` (``classroom.py``), so every write
+reaches the class as it happens; it keeps a rollback journal rather than WAL,
+because a WAL file cannot be read by an instructor who may not write beside it.
+The instructor's Class page reads them all, read-only, and never runs learner code.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+from .classroom import STORE_NAME, active_class, is_instructor, store_path_in_class
 from .paths import lab_home, learner_id
 from .store_file import StoreDamaged, connect, is_damage
 
@@ -96,11 +99,11 @@ MIGRATIONS = [
 
 
 def default_store_path(learner: str | None = None) -> Path:
-    learner = learner or learner_id()
-    class_dir = os.environ.get("LAB_CLASS_DIR")
-    folder = Path(class_dir) / learner if class_dir else lab_home()
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder / "lab.sqlite"
+    """This learner's store: in the class folder for a learner in a class, else ``$LAB_HOME/lab.sqlite``."""
+    config = active_class()
+    if config is not None and not is_instructor(config):
+        return store_path_in_class(config)
+    return lab_home() / STORE_NAME
 
 
 def _loads(text: str) -> Any:
@@ -119,7 +122,8 @@ class Store:
     def __init__(self, path: str | Path | None = None, *, learner: str | None = None, read_only: bool = False):
         self.learner = learner or learner_id()
         self.path = Path(path) if path else default_store_path(self.learner)
-        self._conn = connect(self.path, read_only=read_only, migrations=MIGRATIONS)
+        shared = not read_only and active_class() is not None and self.path.parent != lab_home()
+        self._conn = connect(self.path, read_only=read_only, migrations=MIGRATIONS, shared=shared)
         self._conn.row_factory = sqlite3.Row
 
     def close(self) -> None:

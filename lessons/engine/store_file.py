@@ -56,11 +56,16 @@ def is_damage(error: sqlite3.DatabaseError) -> bool:
     return any(word in text for word in ("malformed", "not a database", "file is encrypted", "disk i/o error"))
 
 
-def connect(path: Path, *, read_only: bool, migrations: list[Callable[[sqlite3.Connection], None]]
-            ) -> sqlite3.Connection:
-    """An open connection to a sound store at ``path`` (created if missing and not ``read_only``)."""
+def connect(path: Path, *, read_only: bool, migrations: list[Callable[[sqlite3.Connection], None]],
+            shared: bool = False) -> sqlite3.Connection:
+    """An open connection to a sound store at ``path`` (created if missing and not ``read_only``).
+
+    ``shared``: a store in a class folder, which others read without write access
+    to its folder: made with a rollback journal (WAL readers must write a -shm file)
+    and group-readable.
+    """
     if not read_only and not path.exists():
-        _create(path, migrations)
+        _create(path, migrations, shared=shared)
     if path.exists() and path.stat().st_size == 0:
         raise StoreDamaged(path, "the file is empty")  # a store is never created empty, so it was cut
     uri = f"file:{path}?mode=ro" if read_only else f"file:{path}"
@@ -83,15 +88,18 @@ def connect(path: Path, *, read_only: bool, migrations: list[Callable[[sqlite3.C
     return conn
 
 
-def _create(path: Path, migrations) -> None:
+def _create(path: Path, migrations, *, shared: bool = False) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     building = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.new")
     conn = sqlite3.connect(building)
     try:
-        conn.execute("PRAGMA journal_mode=WAL")  # kept in the file: every later connection is WAL too
+        # WAL is kept in the file: every later connection is WAL too. A shared store keeps the default journal.
+        conn.execute("PRAGMA journal_mode=" + ("DELETE" if shared else "WAL"))
         _migrate(conn, migrations)
     finally:
         conn.close()
+    if shared:
+        os.chmod(building, 0o640)
     try:
         os.link(building, path)  # atomic, and never over a store another process linked first
     except FileExistsError:
