@@ -9,6 +9,9 @@ import sys
 import textwrap
 import time
 
+import pytest
+
+from lessons.engine.errors import LabError
 from lessons.engine.progress import CHANGED, FAILING, NOT_STARTED, PASSED, stage_progress
 from lessons.engine.registry import stage_checks
 from lessons.engine.stages import STAGES_BY_KEY, file_hash
@@ -81,9 +84,24 @@ def test_round_trips(tmp_path):
     assert other.answers() == {}, "learners never see each other's rows"
 
 
-def test_class_mode_gives_each_learner_a_folder(tmp_path, monkeypatch):
+def test_a_class_folder_must_be_made_by_class_init(tmp_path, monkeypatch):
     monkeypatch.setenv("LAB_CLASS_DIR", str(tmp_path / "class"))
-    assert Store(learner="ada").path == tmp_path / "class" / "ada" / "lab.sqlite"
+    with pytest.raises(LabError, match="(?s)is not a class folder.*class init"):
+        Store()
+
+
+def test_in_a_class_an_instructors_own_store_stays_in_their_lab_home(tmp_path, monkeypatch):
+    import grp
+
+    from lessons.engine.classroom import init_class
+    from lessons.engine.paths import lab_home
+
+    if os.geteuid() != 0:
+        pytest.skip("root is an instructor of every class; the learners' side is tests/test_classroom.py")
+    init_class(tmp_path / "class", grp.getgrgid(0).gr_name)
+    monkeypatch.setenv("LAB_CLASS_DIR", str(tmp_path / "class"))
+    monkeypatch.setenv("LAB_LEARNER", "ada")
+    assert Store().path == lab_home() / "lab.sqlite"
 
 
 def test_progress_follows_the_file_hash(tmp_path):
