@@ -121,6 +121,8 @@ class Store:
 
     def __init__(self, path: str | Path | None = None, *, learner: str | None = None, read_only: bool = False):
         self.learner = learner or learner_id()
+        if path is None and active_class() is not None:
+            self.learner = learner_id()  # in a class, one's own store holds one's own rows, under one's account
         self.path = Path(path) if path else default_store_path(self.learner)
         shared = not read_only and active_class() is not None and self.path.parent != lab_home()
         self._conn = connect(self.path, read_only=read_only, migrations=MIGRATIONS, shared=shared)
