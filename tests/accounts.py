@@ -80,17 +80,20 @@ def accounts(prefix: str, count: int, *, group: str | None = None, members: int 
                 subprocess.run(["groupdel", group], check=False, capture_output=True)
 
 
-def run_as(account: str, command: list[str], **kwargs) -> subprocess.CompletedProcess:
-    """``command`` as ``account`` (its own groups only), with the caller's environment unless ``env`` is given."""
+def _identity(account: str) -> dict:
+    """What ``subprocess`` needs to run as ``account``: its user, its primary group and only its own groups."""
     user = pwd.getpwnam(account)
     groups = [g.gr_gid for g in grp.getgrall() if account in g.gr_mem]
-    return subprocess.run(command, user=user.pw_uid, group=user.pw_gid, extra_groups=groups, **kwargs)
+    return {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": groups}
+
+
+def run_as(account: str, command: list[str], **kwargs) -> subprocess.CompletedProcess:
+    """``command`` as ``account``, with the caller's environment unless ``env`` is given."""
+    return subprocess.run(command, **_identity(account), **kwargs)
 
 
 def popen_as(account: str, command: list[str], **kwargs) -> subprocess.Popen:
-    user = pwd.getpwnam(account)
-    groups = [g.gr_gid for g in grp.getgrall() if account in g.gr_mem]
-    return subprocess.Popen(command, user=user.pw_uid, group=user.pw_gid, extra_groups=groups, **kwargs)
+    return subprocess.Popen(command, **_identity(account), **kwargs)
 
 
 @contextmanager
