@@ -1,6 +1,8 @@
 """LoRA Kitchen dashboard: the entry file. ``streamlit run dashboard/app.py`` from the project folder.
 
-It is the frame around every page: it sets the session's defaults once, draws
+It is the frame around every page: it refuses a visit without the dashboard's
+key (the address ``bash dashboard/start.sh`` printed, ``?key=…``; see
+``dashboard/logic/access.py``), sets the session's defaults once, draws
 the sidebar (demo mode), and builds the navigation: Home, one page per stage,
 and the instructor's Class page. The pages themselves live in ``views/`` and
 only draw; what they compute lives in ``dashboard/logic`` and ``lessons/engine``.
@@ -26,12 +28,31 @@ if str(PROJECT_ROOT) not in sys.path:
 
 import streamlit as st  # noqa: E402
 
+from dashboard.logic.access import AccessError, KEY_HEADER, KEY_PARAM, key_matches, refusal  # noqa: E402
 from dashboard.ui import (DEMO_KEY, demo_in_address, demo_requested, open_store,  # noqa: E402
                           report_download_button)
 from lessons.engine.progress import PASSED, all_progress  # noqa: E402
 from lessons.engine.store_file import StoreDamaged, repair  # noqa: E402
 
 st.set_page_config(page_title="LoRA Kitchen", page_icon="🍳", layout="wide")
+
+# The gate, before the store opens or anything of the learner's is drawn: every other account on a shared server
+# reaches this port too, so a visit must present the dashboard's key (dashboard/logic/access.py), in the address
+# (?key=, as start.sh printed it) or in the header a proxy that checked the login adds (JupyterHub).
+ADDRESS_KEY = "_dashboard_key"  # the key this session's address brought, kept to put it back after a page switch
+try:
+    _address_key = st.query_params.get(KEY_PARAM) or st.session_state.get(ADDRESS_KEY)
+    if key_matches(_address_key):
+        st.session_state[ADDRESS_KEY] = _address_key
+        # The address keeps the key on every run (a page switch drops the query), so a reload or a link still opens.
+        if st.query_params.get(KEY_PARAM) != _address_key:
+            st.query_params[KEY_PARAM] = _address_key
+    elif not key_matches(st.context.headers.get(KEY_HEADER)):
+        st.error(refusal(), icon="🔒")
+        st.stop()
+except AccessError as problem:  # the key file is another account's, or unsafe: say what to do, open nothing
+    st.error(str(problem), icon="🛑")
+    st.stop()
 
 # Session defaults, once per session (pages read them; their own keys carry their prefix).
 # A reload or a typed address is a new session: ?demo=1 in the address brings demo mode back.
