@@ -9,6 +9,10 @@ import os
 
 import pytest
 
+# The dashboard's key in every test (dashboard/logic/access.py): LAB_DASHBOARD_KEY chooses it, and each AppTest
+# opens the app with it in the address, as a learner opens the address start.sh printed.
+TEST_DASHBOARD_KEY = "project-tests-dashboard-key"
+
 
 @pytest.fixture(scope="session", autouse=True)
 def private_lab_home(tmp_path_factory):
@@ -19,9 +23,10 @@ def private_lab_home(tmp_path_factory):
     home = tmp_path_factory.mktemp("lab-home")
     real_models.mkdir(parents=True, exist_ok=True)
     (home / "models").symlink_to(real_models, target_is_directory=True)
-    old = {key: os.environ.get(key) for key in ("LAB_HOME", "LAB_LEARNER", "LAB_CLASS_DIR")}
+    old = {key: os.environ.get(key) for key in ("LAB_HOME", "LAB_LEARNER", "LAB_CLASS_DIR", "LAB_DASHBOARD_KEY")}
     os.environ["LAB_HOME"] = str(home)
     os.environ["LAB_LEARNER"] = "project-tests"
+    os.environ["LAB_DASHBOARD_KEY"] = TEST_DASHBOARD_KEY
     os.environ.pop("LAB_CLASS_DIR", None)
     assert model_cache_dir().parent == home / "models"
     yield home
@@ -30,6 +35,28 @@ def private_lab_home(tmp_path_factory):
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+
+
+@pytest.fixture(scope="session", autouse=True)
+def apptest_opens_the_dashboard_with_its_key(private_lab_home):
+    """Every ``AppTest`` starts with ``?key=`` in its address, so ``dashboard/app.py`` lets it in.
+
+    Only the tests' stand-in for the learner's browser changes: the app's check stays as it is
+    (tests/test_dashboard_access.py runs it without the key and is refused).
+    """
+    from streamlit.testing.v1 import AppTest
+
+    from dashboard.logic.access import KEY_PARAM
+
+    original = AppTest.__init__
+
+    def with_the_key(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        self.query_params[KEY_PARAM] = TEST_DASHBOARD_KEY
+
+    AppTest.__init__ = with_the_key
+    yield
+    AppTest.__init__ = original
 
 
 def pytest_collection_modifyitems(config, items):

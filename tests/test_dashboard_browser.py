@@ -42,6 +42,16 @@ pytestmark = [
 ]
 
 
+# The key every test server is started with (LAB_DASHBOARD_KEY, dashboard/logic/access.py): each address a test
+# opens carries it, as the one start.sh prints does; a page switch keeps it (the app puts it back in the address).
+BROWSER_KEY = "browser-tests-dashboard-key"
+
+
+def address(server: str, path: str = "", query: str = "") -> str:
+    """``server/path?key=…`` (then ``&query``): a page's address as a learner opens it, the dashboard's key in it."""
+    return f"{server}/{path}?key={BROWSER_KEY}" + (f"&{query}" if query else "")
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -52,9 +62,10 @@ def serve_dashboard(tmp_path, command: list[str], *, demo: bool = True,
                     extra_env: dict | None = None) -> Iterator[str]:
     """Run ``command`` (which serves ``dashboard/app.py``) on a free port, in demo mode unless ``demo`` is False.
 
-    ``extra_env`` adds to its environment (``LAB_MODEL``: a tiny model instead of SmolLM2).
+    ``extra_env`` adds to its environment (``LAB_MODEL``: a tiny model instead of SmolLM2). Its key is
+    ``BROWSER_KEY``: open its pages with ``address(url, "stage1")``.
 
-    Yields its address.
+    Yields its address (no key in it).
     """
     from lessons.engine.paths import lab_home
 
@@ -62,7 +73,7 @@ def serve_dashboard(tmp_path, command: list[str], *, demo: bool = True,
     home.mkdir()
     (home / "models").symlink_to((lab_home() / "models").resolve(), target_is_directory=True)
     env = {**os.environ, "LAB_HOME": str(home), "LAB_LEARNER": "browser", "LAB_DEMO": "1",
-           "PYTHONPATH": str(ROOT), **(extra_env or {})}
+           "LAB_DASHBOARD_KEY": BROWSER_KEY, "PYTHONPATH": str(ROOT), **(extra_env or {})}
     env.pop("LAB_CLASS_DIR", None)
     if not demo:
         env.pop("LAB_DEMO")
@@ -128,7 +139,7 @@ def test_home_and_two_stage_pages_in_chromium(server, screenshots, tmp_path):
         expect.set_options(timeout=120_000)
 
         started = time.monotonic()
-        page.goto(server)
+        page.goto(address(server))
         expect(page.get_by_role("heading", name="🍳 LoRA Kitchen")).to_be_visible()
         first_page_s = time.monotonic() - started
         expect(page.get_by_text("What to do next", exact=True)).to_be_visible()
@@ -140,7 +151,7 @@ def test_home_and_two_stage_pages_in_chromium(server, screenshots, tmp_path):
         assert not page.get_by_test_id("stAppDeployButton").count(), "no Deploy button (.streamlit/config.toml)"
         assert not page.get_by_role("button", name="Deploy").count()
 
-        page.goto(f"{server}/stage1")
+        page.goto(address(server, "stage1"))
         expect(page.get_by_role("heading", name="Stage 1 — Concepts: a model, its tokens, the 'before' picture")
                ).to_be_visible()
         expect(page.get_by_text("Tokenizer explorer", exact=True)).to_be_visible()
@@ -152,13 +163,13 @@ def test_home_and_two_stage_pages_in_chromium(server, screenshots, tmp_path):
         # A warm load: the same page again, its model already loaded in the worker. Timed from the navigation
         # to its main content (the token chart and the parameter count) on screen; printed, not asserted.
         started = time.monotonic()
-        page.goto(f"{server}/stage1")
+        page.goto(address(server, "stage1"))
         expect(page.get_by_text("26 tokens", exact=True)).to_be_visible()
         expect(page.locator(".vega-embed").first).to_be_visible()
         expect(page.get_by_text("134,515,008").first).to_be_visible()
         print(f"stage 1 page, warm load: {time.monotonic() - started:.2f} s")
 
-        page.goto(f"{server}/stage2")
+        page.goto(address(server, "stage2"))
         expect(page.get_by_role("heading", name="Stage 2 — The data mess: load, format, filter, split")).to_be_visible()
         expect(page.locator(".vega-embed")).to_have_count(2)
         expect(page.get_by_text("3,011", exact=True)).to_be_visible()
@@ -186,7 +197,7 @@ def test_a_fresh_servers_first_request_can_be_a_link_to_a_stage(server, tmp_path
         page = browser.new_page(viewport={"width": 1400, "height": 2000})
         page.set_default_timeout(120_000)
         expect.set_options(timeout=120_000)
-        page.goto(f"{server}/stage3")  # the first request this server ever gets
+        page.goto(address(server, "stage3"))  # the first request this server ever gets
         expect(page.get_by_role("heading", name="Stage 3 — Tokenizing: padding, truncation, [END]")
                ).to_be_visible()
         expect(page.get_by_text("Demo mode (reference solutions)", exact=True)).to_be_visible()
@@ -222,7 +233,7 @@ def test_learner_code_that_calls_os_exit_ends_the_worker_and_the_server_stays(se
         page = browser.new_page(viewport={"width": 1400, "height": 2400})
         page.set_default_timeout(120_000)
         expect.set_options(timeout=120_000)
-        page.goto(f"{url}/stage1")
+        page.goto(address(url, "stage1"))
         expect(page.get_by_text("Tokenizer explorer", exact=True)).to_be_visible()
         page.get_by_role("button", name="Generate the before picture").click()
         error = page.get_by_text("your code called os._exit(0), which ended the worker process that runs it.")
@@ -239,7 +250,7 @@ def test_learner_code_that_calls_os_exit_ends_the_worker_and_the_server_stays(se
         expect(page.get_by_text("The worker was restarted")).to_be_visible()
         expect(error).to_have_count(0)  # the rerun after the restart does not press Generate again
 
-        page.goto(f"{url}/stage1")  # and the next page load is served as usual, by a fresh worker
+        page.goto(address(url, "stage1"))  # and the next page load is served as usual, by a fresh worker
         expect(page.get_by_role("heading", name="Stage 1 — Concepts: a model, its tokens, the 'before' picture")
                ).to_be_visible()
         expect(page.get_by_text("1 tokens", exact=False).first).to_be_visible()
@@ -277,17 +288,17 @@ def test_demo_mode_from_the_toggle_survives_a_page_switch_a_reload_and_a_typed_a
     locked = "This page is locked"
     with sync_playwright() as playwright:
         browser, page = open_browser(playwright, tmp_path)
-        page.goto(f"{url}/stage5")
+        page.goto(address(url, "stage5"))
         expect(page.get_by_text(locked, exact=False).first).to_be_visible()  # a learner who has not passed 4B
         assert "demo" not in page.url
 
         page.get_by_text("Demo mode (reference solutions)", exact=True).click()
         expect(page.get_by_text(locked, exact=False)).to_have_count(0)
-        page.wait_for_url("**/stage5?demo=1")
+        page.wait_for_url(f"**/stage5?key={BROWSER_KEY}&demo=1")
 
         page.get_by_role("link", name="3 · Tokenizing").click()  # a page switch drops the query …
         expect(page.get_by_role("heading", name="Stage 3", exact=False).first).to_be_visible()
-        page.wait_for_url("**/stage3?demo=1")  # … and the app puts it back
+        page.wait_for_url(f"**/stage3?key={BROWSER_KEY}&demo=1")  # … and the app puts both back
 
         page.reload()  # an instructor reloads during a demo: a new session, still in demo mode
         expect(page.get_by_role("heading", name="Stage 3", exact=False).first).to_be_visible()
@@ -296,7 +307,7 @@ def test_demo_mode_from_the_toggle_survives_a_page_switch_a_reload_and_a_typed_a
         page.screenshot(path=str(screenshots / "demo-after-reload.png"), full_page=True)
 
         typed = browser.new_page(viewport={"width": 1400, "height": 2400})  # an address typed by hand
-        typed.goto(f"{url}/stage6?demo=1")
+        typed.goto(address(url, "stage6", "demo=1"))
         expect(typed.get_by_role("heading", name="Stage 6", exact=False).first).to_be_visible()
         expect(typed.get_by_role("switch", name="Demo mode (reference solutions)")).to_be_checked()
         assert not typed.get_by_text(locked, exact=False).count()
@@ -320,7 +331,7 @@ def test_stage6_temperature_chart_has_a_readable_plot_area(server, screenshots, 
 
     with sync_playwright() as playwright:
         browser, page = open_browser(playwright, tmp_path)
-        page.goto(f"{server}/stage6")
+        page.goto(address(server, "stage6"))
         chart = page.locator(".vega-embed", has_text="logits [2, 1, 0] after your functions").first
         expect(chart).to_be_visible()
         chart.scroll_into_view_if_needed()

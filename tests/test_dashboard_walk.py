@@ -25,7 +25,8 @@ import pytest
 from lessons.engine.stages import STAGES, STAGES_BY_KEY, file_hash
 from lessons.engine.store import Store
 from lessons.engine.tiny import real_tokenizer, tiny_llama
-from tests.test_dashboard_browser import CHROMIUM, error_boxes, open_browser, screenshots, serve_dashboard  # noqa: F401 - a fixture
+from tests.test_dashboard_browser import (CHROMIUM, address, error_boxes, open_browser,  # noqa: F401 - a fixture
+                                          screenshots, serve_dashboard)
 from tests.test_own_dataset_page import recipes_csv
 
 pytestmark = [
@@ -72,7 +73,7 @@ def page_is_sound(page, name: str, screenshots) -> None:
 def open_stage(page, server: str, key: str) -> None:
     from playwright.sync_api import expect
 
-    page.goto(f"{server}/{key}")
+    page.goto(address(server, key))
     expect(page.get_by_role("heading", name=f"Stage {STAGES_BY_KEY[key].label}", exact=False).first).to_be_visible()
     expect(page.get_by_text("Running...", exact=False)).to_have_count(0)  # the first run of the page is done
 
