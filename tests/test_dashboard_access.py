@@ -290,6 +290,10 @@ def test_learner_a_s_key_is_hers_alone_and_her_dashboard_listens_on_127_0_0_1_on
             assert made.stdout.strip() not in attempt.stdout
         os.chmod(home, 0o700)
         os.chmod(lab, 0o700)
+        borrowed = run_as(bob, [sys.executable, "-m", "dashboard.logic.access", "key"], cwd=ROOT,
+                          env=start_env(lab, HOME=str(home)), capture_output=True, text=True)
+        assert borrowed.returncode == 1 and "set LAB_HOME to a folder of your own" in borrowed.stderr, borrowed
+        assert made.stdout.strip() not in borrowed.stdout + borrowed.stderr
 
         models = (lab_home() / "models").resolve()
         (lab / "models").symlink_to(models, target_is_directory=True)

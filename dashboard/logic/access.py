@@ -69,11 +69,17 @@ def dashboard_key() -> str:
                               f"  fix: give it at least {MIN_KEY_CHARS} random characters, or unset it "
                               f"(the dashboard then makes its own in {key_path()})")
         return chosen
-    path = key_path()
     try:
-        return _read_own_key(path)
-    except FileNotFoundError:
-        return _make_key(path)
+        path = key_path()
+        try:
+            return _read_own_key(path)
+        except FileNotFoundError:
+            return _make_key(path)
+    except PermissionError as error:
+        raise AccessError(f"cannot use {error.filename}: {error.strerror}. This lab home is another account's, "
+                          "so neither is the dashboard's key.\n"
+                          "  fix: set LAB_HOME to a folder of your own, e.g. "
+                          "`LAB_HOME=~/.lora-kitchen bash dashboard/start.sh`") from None
 
 
 def key_matches(offered: object) -> bool:
@@ -134,7 +140,7 @@ def _read_own_key(path: Path) -> str:
     """
     try:
         descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)  # a symlink planted in place of the key is refused
-    except FileNotFoundError:
+    except (FileNotFoundError, PermissionError):
         raise
     except OSError as error:
         raise AccessError(f"cannot read the dashboard's key {path}: {error.strerror} (a link or another "
