@@ -39,7 +39,8 @@ STAGE = STAGES_BY_KEY["stage7"]
 
 def learner_env(home: Path, class_dir: Path, **extra) -> dict:
     env = {key: value for key, value in os.environ.items() if not key.startswith(("LAB_", "PYTEST"))}
-    return {**env, "LAB_HOME": str(home), "LAB_CLASS_DIR": str(class_dir), "PYTHONDONTWRITEBYTECODE": "1", **extra}
+    return {**env, "LAB_HOME": str(home), "LAB_CLASS_DIR": str(class_dir), "TMPDIR": str(home),  # nothing left in /tmp
+            "PYTHONDONTWRITEBYTECODE": "1", **extra}
 
 
 def learner_checkout(parent: Path, account: str) -> Path:
@@ -52,12 +53,6 @@ def learner_checkout(parent: Path, account: str) -> Path:
     for path in [clone, *clone.rglob("*")]:
         os.chown(path, user.pw_uid, user.pw_gid, follow_symlinks=False)
     return clone
-
-
-def home_with_models(parent: Path, account: str) -> Path:
-    home = private_home(parent, account)
-    (home / "models").symlink_to(PROJECT_ROOT / ".lab" / "models", target_is_directory=True)
-    return home
 
 
 def run_checks_as(account: str, clone: Path, env: dict) -> subprocess.CompletedProcess:
@@ -183,7 +178,7 @@ def test_verify_tells_real_passes_from_hand_written_faked_and_changed_ones(klass
     config, parent = klass["config"], klass["parent"]
     honest, forger, cheat, editor = klass["learners"]
     clones = {name: learner_checkout(parent, name) for name in (honest, forger, cheat, editor)}
-    envs = {name: learner_env(home_with_models(parent, name), config.folder) for name in clones}
+    envs = {name: learner_env(private_home(parent, name), config.folder) for name in clones}
 
     shutil.copy(STAGE.reference_file, clones[honest] / "lessons" / STAGE.learner_file.name)
     ran = run_checks_as(honest, clones[honest], envs[honest])
