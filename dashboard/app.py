@@ -104,9 +104,27 @@ def stage_icon(index: int) -> str:
 stage_pages = [st.Page(f"views/{item.stage.key}.py", title=f"{item.stage.label} · {item.stage.title.split(':')[0]}",
                        icon=stage_icon(index), url_path=item.stage.key)
                for index, item in enumerate(progress)]
-navigation = st.navigation({
-    "LoRA Kitchen": [st.Page("views/home.py", title="Home", icon="🏠", default=True)],
-    "Stages": stage_pages,
-    "Instructor": [st.Page("views/class_room.py", title="Class", icon="🧑‍🏫", url_path="class")],
-})
+
+
+def class_page_listed() -> bool:
+    """The Class page is in the menu for the class's instructors only (root, or the group, as the OS says)."""
+    from lessons.engine.classroom import ClassError, active_class, is_instructor
+
+    try:
+        config = active_class()
+    except ClassError:  # LAB_CLASS_DIR names no class: the page itself says so to whoever opens it
+        return False
+    return config is not None and is_instructor(config)
+
+
+# Listed for an instructor; for everyone else it is still there, unlisted, so a typed /class reaches the page,
+# which says whose it is and reads nothing (views/class_room.py), instead of Streamlit's "page not found".
+class_page = st.Page("views/class_room.py", title="Class", icon="🧑‍🏫", url_path="class",
+                     visibility="visible" if class_page_listed() else "hidden")
+sections = {"LoRA Kitchen": [st.Page("views/home.py", title="Home", icon="🏠", default=True)], "Stages": stage_pages}
+if class_page.visibility == "visible":
+    sections["Instructor"] = [class_page]
+else:
+    sections["LoRA Kitchen"].append(class_page)
+navigation = st.navigation(sections)
 navigation.run()

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from dashboard.logic import classroom, lesson, stage_data, tiers
+from dashboard.logic import lesson, stage_data, tiers
 from dashboard.logic.charts import (bar_chart, loss_chart, next_token_chart, nice_ticks, readable_token,
                                     runs_loss_chart, token_chart, token_chips_html, visible)
 from dashboard.logic.friendly import friendly_error
@@ -14,7 +14,6 @@ from dashboard.logic.questions import QUESTIONS
 from lessons.engine.stages import STAGES, STAGES_BY_KEY, file_hash
 from lessons.engine.store import Store
 from lessons.engine.todo import NotImplementedYet
-from lessons.engine.registry import stage_checks
 from tests.records import whole_run
 
 
@@ -270,43 +269,6 @@ def test_an_exception_in_lesson_code_points_at_the_learners_line(tmp_path):
     assert problem.headline.startswith("your code raised TypeError")
     assert problem.location.startswith("lessons/reference/stage1_concepts.py:")
     assert "Traceback" in problem.details
-
-
-# -- class ----------------------------------------------------------------------------------------------
-def make_learner(folder, name: str, *, passed: list[str], losses: list[float], ppl: float | None = None) -> None:
-    with Store(folder / name / "lab.sqlite", learner=name) as store:
-        for key in passed:
-            store.record_check_run(key, "f", "h", whole_run(key), complete=True)
-        run = store.start_run("train", {"rank": 8})
-        for step, loss in enumerate(losses, start=1):
-            store.log_metric(run, step, loss=loss)
-        store.log_metric(run, len(losses), "validation", loss=losses[-1] + 0.1)
-        if ppl is not None:
-            store.save_evaluation("stage5", "perplexity_after", ppl)
-
-
-def test_the_class_is_read_from_every_learners_store(tmp_path):
-    make_learner(tmp_path, "ada", passed=["stage1", "stage2"], losses=[3.0, 2.5], ppl=12.5)
-    make_learner(tmp_path, "bob", passed=["stage1"], losses=[3.1, 2.9, 2.7])
-    make_learner(tmp_path, "demo", passed=[], losses=[1.0])  # the reference's results: not a learner
-    (tmp_path / "empty").mkdir()
-    summaries = classroom.read_class(tmp_path)
-    assert [s.learner for s in summaries] == ["ada", "bob"]
-    rows = classroom.progress_rows(summaries)
-    whole = len(stage_checks("stage2"))
-    assert rows[0]["stages passed"] == 2 and rows[0]["2"] == f"✅ {whole}/{whole}" and rows[1]["2"] == "· –"
-    train = classroom.loss_rows(summaries)
-    assert len(train) == 5 and {r["run"] for r in train} == {"ada #1", "bob #1"}
-    assert [r["loss"] for r in classroom.loss_rows(summaries, split="validation")] == [2.6, pytest.approx(2.8)]
-    assert classroom.perplexity_rows(summaries) == [{"learner": "ada", "measure": "perplexity_after",
-                                                     "perplexity": 12.5}]
-
-
-def test_an_unreadable_store_is_reported_not_fatal(tmp_path):
-    (tmp_path / "eve").mkdir()
-    (tmp_path / "eve" / "lab.sqlite").write_text("this is not a database")
-    summary = classroom.read_class(tmp_path)[0]
-    assert summary.learner == "eve" and summary.error
 
 
 # -- rows and charts ------------------------------------------------------------------------------------

@@ -347,29 +347,6 @@ def test_stage2_results_draw_the_mess_and_a_clean_split(learner):
         assert store.result("stage2", "data_mess_report")["kept"] == 3011
 
 
-# -- Class ------------------------------------------------------------------------------------------------
-def test_class_page_explains_the_set_up_without_a_class_folder(learner):
-    at = open_page("class_room")
-    assert "LAB_CLASS_DIR" in texts(at.info) and "LAB_LEARNER=ada" in texts(at.markdown)
-
-
-def test_class_page_charts_everyones_loss_and_perplexity(learner, monkeypatch, tmp_path):
-    for name, losses, ppl in (("ada", [3.0, 2.4], 12.0), ("bob", [3.1, 2.8, 2.6], 14.5)):
-        with Store(tmp_path / name / "lab.sqlite", learner=name) as store:
-            store.record_check_run("stage1", "f", "h", whole_run("stage1"), complete=True)
-            run = store.start_run("train", {"rank": 8})
-            for step, loss in enumerate(losses, start=1):
-                store.log_metric(run, step, loss=loss)
-            store.save_evaluation("stage5", "perplexity_after", ppl)
-    monkeypatch.setenv("LAB_CLASS_DIR", str(tmp_path))
-    at = open_page("class_room")
-    table = at.dataframe[0].value
-    whole = len(stage_checks("stage1"))
-    assert list(table["learner"]) == ["ada", "bob"] and list(table["1"]) == [f"✅ {whole}/{whole}"] * 2
-    assert len(charts(at)) == 2, "loss curves and perplexities"
-    assert "Progress of 2 learners" in texts(at.subheader)
-
-
 # -- 4B: training in the background ------------------------------------------------------------------
 def wait_for(predicate, timeout: float = 60.0):
     deadline = time.monotonic() + timeout

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard.logic import stage_data
+from dashboard.logic import classroom, stage_data
 from dashboard.logic.charts import NEXT_TOKEN_BARS, bar_chart, next_token_chart, temperature_chart
 from dashboard.logic.kernel import LessonRef
 from dashboard.logic.stage_data import distribution_rows
@@ -67,11 +67,17 @@ def draw(ref: LessonRef, store: Store) -> None:
                                 timeout_s=LOAD_LIMIT_S, doing="generating with generate_custom_recipe")
             store.save_generation("stage6", "custom", name, prompt, text,
                                   {"temperature": temperature, "top_p": top_p, "seed": 0})
+    favourite = store.result(*classroom.FAVOURITE)
     for generation in store.generations("stage6", "custom")[-3:][::-1]:
         with st.container(border=True):
             st.caption(f"{stage_data.model_label(generation['model'])} · "
                        f"{stage_data.settings_text(generation['settings'])}")
             st.code(generation["prompt"] + generation["text"], language="text", wrap_lines=True)
+            if classroom.is_favourite(generation, favourite):
+                st.caption("⭐ Your favourite: in a class, your instructors see these settings on their Class page.")
+            elif st.button("Keep these settings as my favourite", key=f"stage6_favourite_{generation['id']}"):
+                store.put_result(*classroom.FAVOURITE, classroom.favourite_settings(generation))
+                st.rerun()  # redraw every generation: the star moves to this one, the others get their button back
 
     st.markdown("#### A sweep over temperature and top-p")
     if st.button("Run the sweep (9 short generations)", key="stage6_sweep"):
