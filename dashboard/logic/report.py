@@ -106,8 +106,14 @@ def _number(value: Any) -> float | None:
 
 # -- charts as inline SVG ----------------------------------------------------------------------------
 def line_chart_svg(series: dict[str, list[tuple[float, float]]], *, title: str, x_label: str = "step",
-                   y_label: str = "loss", width: int = 640, height: int = 260) -> str:
-    """Lines (one per series name) with axes and a legend, as an inline ``<svg>``; "" when there are no points."""
+                   y_label: str = "loss", width: int = 640, height: int = 260,
+                   colours: dict[str, str] | None = None, legend: bool = True) -> str:
+    """Lines (one per series name) with axes and a legend, as an inline ``<svg>``; "" when there are no points.
+
+    Args:
+        colours: a colour per series name; default the ``PALETTE`` in turn.
+        legend: name each series beside the plot; default True (a class of 60 has too many names for it).
+    """
     points = [(x, y) for values in series.values() for x, y in values]
     if not points:
         return ""
@@ -143,13 +149,15 @@ def line_chart_svg(series: dict[str, list[tuple[float, float]]], *, title: str, 
                  f'<text x="12" y="{top + plot_h / 2:.0f}" font-size="11" text-anchor="middle" '
                  f'transform="rotate(-90 12 {top + plot_h / 2:.0f})">{esc(y_label)}</text>')
     for index, (name, values) in enumerate(series.items()):
-        colour = PALETTE[index % len(PALETTE)]
+        colour = (colours or {}).get(name) or PALETTE[index % len(PALETTE)]
         values = sorted(values)
         if len(values) > 1:
             path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in values)
             parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{path}"/>')
         for x, y in values if len(values) <= 40 else values[-1:]:
             parts.append(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="2.5" fill="{colour}"/>')
+        if not legend:
+            continue
         legend_y = top + 14 + 16 * index
         parts.append(f'<rect x="{left + plot_w + 10}" y="{legend_y - 9}" width="12" height="3" fill="{colour}"/>'
                      f'<text x="{left + plot_w + 26}" y="{legend_y - 4}" font-size="11">{esc(name)}</text>')
@@ -157,24 +165,30 @@ def line_chart_svg(series: dict[str, list[tuple[float, float]]], *, title: str, 
     return "".join(parts)
 
 
-def bar_chart_svg(bars: list[tuple[str, float]], *, title: str, width: int = 640) -> str:
-    """Horizontal bars with their values, as an inline ``<svg>``; "" when there are none."""
-    bars = [(label, value) for label, value in bars if value is not None]
-    if not bars:
+def bar_chart_svg(bars: list[tuple[str, float]], *, title: str, width: int = 640,
+                  colours: list[str] | None = None) -> str:
+    """Horizontal bars with their values, as an inline ``<svg>``; "" when there are none.
+
+    Args:
+        colours: a colour per bar (in the order of ``bars``); default the ``PALETTE`` in turn.
+    """
+    kept = [(colours[index] if colours else None, label, value) for index, (label, value) in enumerate(bars)
+            if value is not None]
+    if not kept:
         return ""
     label_w, bar_h, top = 220, 22, 26
-    height = top + bar_h * len(bars) + 10
-    largest = max(abs(value) for _, value in bars) or 1.0
+    height = top + bar_h * len(kept) + 10
+    largest = max(abs(value) for _, _, value in kept) or 1.0
     room = width - label_w - 80
     parts = [f'<svg width="{width}" height="{height}" '
              f'viewBox="0 0 {width} {height}" role="img" aria-label="{esc(title)}">',
              f'<text x="4" y="16" font-size="13" font-weight="bold">{esc(title)}</text>']
-    for index, (label, value) in enumerate(bars):
+    for index, (colour, label, value) in enumerate(kept):
         y = top + index * bar_h
         length = abs(value) / largest * room
         parts.append(f'<text x="{label_w - 6}" y="{y + 15}" font-size="11" text-anchor="end">{esc(label)}</text>'
                      f'<rect x="{label_w}" y="{y + 3}" width="{length:.1f}" height="{bar_h - 6}" '
-                     f'fill="{PALETTE[index % len(PALETTE)]}"/>'
+                     f'fill="{colour or PALETTE[index % len(PALETTE)]}"/>'
                      f'<text x="{label_w + length + 4:.1f}" y="{y + 15}" font-size="11">{value:.4g}</text>')
     parts.append("</svg>")
     return "".join(parts)
