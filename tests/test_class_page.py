@@ -34,8 +34,8 @@ from lessons.engine.classroom import LEARNER_MODE, SNAPSHOTS_DIR, ClassConfig, i
 from lessons.engine.paths import PROJECT_ROOT
 from lessons.engine.stages import STAGES, content_hash
 from lessons.engine.store import Store
-from lessons.engine.verification import (FAILING, NOT_STARTED, SELF_REPORTED, VERIFIED, _verifications,
-                                         checks_fingerprint)
+from lessons.engine.verification import (FAILING, NOT_STARTED, SELF_REPORTED, VERIFIED,
+                                         record_verification)
 from tests.accounts import accounts, popen_as, private_home, shared_folder, unique_prefix
 from tests.records import whole_run
 from tests.test_dashboard_browser import screenshots  # noqa: F401 - the fixture: where screenshots go
@@ -115,11 +115,7 @@ def in_the_class(config: ClassConfig) -> Iterator[None]:
 
 def _record_verification(config: ClassConfig, name: str, stage: str, file_hash: str) -> None:
     """The row ``class verify`` writes when a snapshot passed again (the sandboxed run itself is tested elsewhere)."""
-    conn = _verifications(config, write=True)
-    with conn:
-        conn.execute("INSERT INTO verifications VALUES (?,?,?,?,?,?,?,?,?)",
-                     (name, stage, file_hash, checks_fingerprint(stage), "passed", 1, 1, "", time.time()))
-    conn.close()
+    record_verification(config, name, stage, file_hash, {"outcome": "passed", "passed": 1, "total": 1, "detail": ""})
 
 
 def work_of(index: int) -> Work:

@@ -127,21 +127,7 @@ def read_class(config: ClassConfig) -> list[LearnerSummary]:
 
 
 def _marks_of_everyone(config: ClassConfig) -> list[LearnerMarks]:
-    try:
-        return class_marks(config)
-    except Exception:  # noqa: BLE001 - one damaged store stops class_marks: read each learner alone, say whose
-        from lessons.engine.classroom import learner_folders
-
-        everyone = []
-        for name, folder, problem in learner_folders(config):
-            try:
-                everyone.extend(class_marks(config, name))
-            except Exception as error:  # noqa: BLE001
-                marks = LearnerMarks(name, folder, problem)
-                marks.marks = {stage.key: StageMark(stage.key, NOT_STARTED) for stage in STAGES}
-                marks.problem = problem or f"its store cannot be read: {type(error).__name__}: {error}"
-                everyone.append(marks)
-        return everyone
+    return class_marks(config)  # a store that cannot be read comes back as that learner's problem
 
 
 def read_learner(marks: LearnerMarks) -> LearnerSummary:

@@ -34,7 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .classroom import (ClassConfig, ClassError, account_uid, learner_folders, snapshot_path)
+from .classroom import ClassConfig, ClassError, account_uid, learner_folders, snapshot_path
+from .errors import LabError
 from .paths import CHECKS_DIR, PROJECT_ROOT
 from .progress import run_passes_stage
 from .registry import stage_checks
@@ -157,11 +158,31 @@ def class_marks(config: ClassConfig, learner: str | None = None) -> list[Learner
     """Every learner's marks (or one learner's), with folders that cannot be trusted listed, not read."""
     conn = _verifications(config, write=False)
     try:
-        return [learner_marks(config, name, folder, problem, conn) for name, folder, problem in learner_folders(config)
-                if learner is None or name == learner]
+        return [_marks_or_problem(config, name, folder, problem, conn)
+                for name, folder, problem in learner_folders(config) if learner is None or name == learner]
     finally:
         if conn is not None:
             conn.close()
+
+
+def _marks_or_problem(config: ClassConfig, name: str, folder: Path, problem: str, conn) -> LearnerMarks:
+    """A learner's marks; a store that cannot be read (damaged, mid-repair) is that learner's problem, not the class's."""
+    try:
+        return learner_marks(config, name, folder, problem, conn)
+    except (LabError, sqlite3.Error, OSError) as error:
+        return learner_marks(config, name, folder, f"its store cannot be read: {error}".splitlines()[0], conn)
+
+
+def record_verification(config: ClassConfig, learner: str, stage: str, file_hash: str, verdict: dict) -> None:
+    """Keep one verdict of ``run_checks_sandboxed`` in the instructors' store."""
+    conn = _verifications(config, write=True)
+    try:
+        with conn:
+            conn.execute("INSERT INTO verifications VALUES (?,?,?,?,?,?,?,?,?)",
+                         (learner, stage, file_hash, checks_fingerprint(stage), verdict["outcome"],
+                          verdict["passed"], verdict["total"], verdict["detail"], time.time()))
+    finally:
+        conn.close()
 
 
 def status_rows(marks: list[LearnerMarks]) -> list[dict]:
@@ -334,10 +355,7 @@ def verify(config: ClassConfig, learner: str | None = None, *, log: Callable[[st
                 started = time.perf_counter()
                 log(f"{name}: verifying stage {STAGES_BY_KEY[mark.stage].label} …")
                 verdict = run_checks_sandboxed(config, mark.stage, content, label=f"{name}-{mark.stage}")
-                with conn:
-                    conn.execute("INSERT INTO verifications VALUES (?,?,?,?,?,?,?,?,?)",
-                                 (name, mark.stage, mark.file_hash, checks_fingerprint(mark.stage), verdict["outcome"],
-                                  verdict["passed"], verdict["total"], verdict["detail"], time.time()))
+                record_verification(config, name, mark.stage, mark.file_hash, verdict)
                 log(f"{name}: stage {STAGES_BY_KEY[mark.stage].label} {verdict['outcome']} "
                     f"({verdict['passed']}/{verdict['total']}, {time.perf_counter() - started:.0f} s)"
                     + (f": {verdict['detail']}" if verdict["detail"] else ""))
