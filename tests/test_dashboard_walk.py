@@ -139,6 +139,8 @@ def test_every_page_main_action_in_demo_mode_on_a_tiny_model(tiny_server, screen
 
         open_stage(page, server, "stage6")
         page.get_by_role("button", name="Generate with generate_custom_recipe").click()
+        page.get_by_role("button", name="Keep these settings as my favourite").first.click()
+        expect(page.get_by_text("⭐ Your favourite", exact=False)).to_be_visible(timeout=RUN_LIMIT_MS)
         page.get_by_role("button", name="Run the sweep", exact=False).click()
         expect(page.get_by_text("Running...", exact=False)).to_have_count(0)
         page_is_sound(page, "stage6", screenshots)
