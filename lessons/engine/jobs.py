@@ -476,7 +476,8 @@ def main(argv: list[str] | None = None) -> int:
     for job in (run, evaluate):
         job.add_argument("run_id")
         job.add_argument("--store", default=None, help="the store's database file (default: the lab's)")
-        job.add_argument("--learner", default=None, help="whose store rows (default: LAB_LEARNER)")
+        job.add_argument("--learner", default=None,
+                         help="whose store rows (default: LAB_LEARNER; in a class, always the account)")
     run.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
     status = commands.add_parser("status", help="print a run's status")
     status.add_argument("run_id")

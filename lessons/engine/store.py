@@ -115,7 +115,7 @@ class Store:
 
     Args:
         path: the database file; default ``$LAB_HOME/lab.sqlite`` (or the class folder).
-        learner: whose rows to write and read; default ``LAB_LEARNER`` or the login name.
+        learner: whose rows to write and read; default ``LAB_LEARNER`` or the login name (in a class: the account).
         read_only: open without creating or writing (the Class page reads others' stores so).
     """
 
