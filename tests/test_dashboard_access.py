@@ -33,7 +33,7 @@ from dashboard.logic import access
 from dashboard.logic.access import AccessError, dashboard_key, free_port, key_matches
 from lessons.engine.stages import STAGES_BY_KEY, file_hash
 from lessons.engine.store import Store
-from tests.test_dashboard_browser import screenshots  # noqa: F401 - a fixture
+from tests.test_dashboard_browser import answers, screenshots  # noqa: F401 - screenshots is a fixture
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "dashboard" / "app.py"
@@ -153,14 +153,6 @@ def started_by_start_sh(log: Path, env: dict, *, start: Callable[..., subprocess
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
-
-
-def answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as answer:
-            return answer.read().strip() == b"ok"
-    except OSError:
-        return False
 
 
 def start_env(home: Path, **more: str) -> dict:
