@@ -304,3 +304,17 @@ def _metric_count(path: Path) -> int:
             return conn.execute("SELECT count(*) FROM metrics").fetchone()[0]
     except sqlite3.Error:
         return 0
+
+
+def test_the_verifier_must_be_neither_an_instructor_nor_a_learner(klass):
+    import dataclasses
+
+    from lessons.engine.verification import run_checks_sandboxed
+
+    ada = klass["learners"][0]
+    assert python_as(ada, learner_env(private_home(klass["parent"], ada), klass["config"].folder),
+                     "from lessons.engine.store import Store\nStore()").returncode == 0
+    for account in (klass["instructor"], ada, "root"):
+        config = dataclasses.replace(klass["config"], verifier=account)
+        with pytest.raises(ClassError, match="not root, not an instructor, not a learner"):
+            run_checks_sandboxed(config, STAGE.key, b"")

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .classroom import ClassConfig, ClassError, account_uid, learner_folders, snapshot_path
+from .classroom import ClassConfig, ClassError, account_uid, is_instructor, learner_folders, snapshot_path
 from .errors import LabError
 from .paths import CHECKS_DIR, PROJECT_ROOT
 from .progress import run_passes_stage
@@ -230,8 +230,10 @@ def _verifier_ids(config: ClassConfig) -> tuple[int, int]:
     import pwd
 
     entry = pwd.getpwuid(uid)
-    if uid == 0 or entry.pw_name == os.environ.get("SUDO_USER"):
-        raise ClassError(f"the verifier account {config.verifier!r} must be an account of its own, not root or you")
+    if uid == 0 or entry.pw_name == os.environ.get("SUDO_USER") or is_instructor(config, entry.pw_name) \
+            or (config.folder / entry.pw_name).exists():
+        raise ClassError(f"the verifier account {config.verifier!r} must be an account of its own: not root, "
+                         "not an instructor, not a learner of the class")
     return uid, entry.pw_gid
 
 
