@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from .classroom import STORE_NAME, active_class, is_instructor, store_path_in_class
+from .classroom import STORE_NAME, ClassConfig, active_class, is_instructor, store_path_in_class
 from .paths import lab_home, learner_id
 from .store_file import StoreDamaged, connect, is_damage
 
@@ -98,9 +98,10 @@ MIGRATIONS = [
 ]
 
 
-def default_store_path(learner: str | None = None) -> Path:
-    """This learner's store: in the class folder for a learner in a class, else ``$LAB_HOME/lab.sqlite``."""
-    config = active_class()
+def default_store_path(config: ClassConfig | None = None) -> Path:
+    """This learner's store: in the class folder for a learner in ``config`` (default: the active class),
+    else ``$LAB_HOME/lab.sqlite``."""
+    config = config or active_class()
     if config is not None and not is_instructor(config):
         return store_path_in_class(config)
     return lab_home() / STORE_NAME
@@ -120,11 +121,11 @@ class Store:
     """
 
     def __init__(self, path: str | Path | None = None, *, learner: str | None = None, read_only: bool = False):
-        self.learner = learner or learner_id()
-        if path is None and active_class() is not None:
-            self.learner = learner_id()  # in a class, one's own store holds one's own rows, under one's account
-        self.path = Path(path) if path else default_store_path(self.learner)
-        shared = not read_only and active_class() is not None and self.path.parent != lab_home()
+        config = active_class()
+        # In a class, one's own store holds one's own rows, under one's account.
+        self.learner = learner_id() if path is None and config is not None else learner or learner_id()
+        self.path = Path(path) if path else default_store_path(config)
+        shared = not read_only and config is not None and config.folder in self.path.parents
         self._conn = connect(self.path, read_only=read_only, migrations=MIGRATIONS, shared=shared)
         self._conn.row_factory = sqlite3.Row
 
