@@ -1,6 +1,7 @@
 """``python -m lessons class …``: the instructor's commands for a class on a shared server.
 
     class init DIR --instructors GROUP [--roster FILE]   make the class folder (root or an instructor)
+               [--queue local|slurm --partition P --slots-per-gpu N]
     class verify [LEARNER | --all]                       re-run self-reported passes, sandboxed (root)
     class status                                          learner × stage table, verified marks
     class report --out FOLDER                             class.csv and one self-contained class.html
@@ -31,7 +32,8 @@ def _config(args):
 def _init(args) -> int:
     roster = read_roster(args.roster) if args.roster else []
     config = init_class(args.dir, args.instructors, roster=roster, verifier=args.verifier,
-                        verify_timeout_s=args.verify_timeout)
+                        verify_timeout_s=args.verify_timeout, queue=args.queue, slurm_partition=args.partition,
+                        slots_per_gpu=args.slots_per_gpu)
     if account_uid(config.verifier) is None:
         if os.geteuid() == 0:
             subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
@@ -43,6 +45,8 @@ def _init(args) -> int:
     print(f"class folder ready: {config.folder} (group {config.instructors}"
           + (f", {len(config.roster)} learners on the roster" if config.roster else ", no roster: anyone may join")
           + ")")
+    print("training jobs go to " + (f"Slurm (partition {config.slurm_partition or 'the default'})"
+                                    if config.queue == "slurm" else f"this server's queue in {config.folder}/_queue"))
     print(f"learners start their lab with:  {CLASS_ENV}={config.folder} bash dashboard/start.sh")
     return 0
 
@@ -92,6 +96,11 @@ def add_commands(commands) -> None:
     init.add_argument("--roster", help="a file of the learners' login names, one per line (or a CSV's first column)")
     init.add_argument("--verifier", default="lora-kitchen-verify", help="the account class verify runs learner code as")
     init.add_argument("--verify-timeout", type=float, default=600.0, help="seconds one stage's verification may take")
+    init.add_argument("--queue", choices=("local", "slurm"), default="local",
+                      help="where training jobs wait: this server's queue (default) or Slurm")
+    init.add_argument("--partition", default="", help="the Slurm partition for the class's jobs (default: Slurm's)")
+    init.add_argument("--slots-per-gpu", type=int, default=0,
+                      help="jobs sharing one GPU on the local queue (default 0: as many as measured memory allows)")
     init.set_defaults(run=_init)
     for name, run, text in (("verify", _verify, "re-run each self-reported pass on its snapshot, sandboxed"),
                             ("status", _status, "the learner × stage table"),

@@ -61,6 +61,9 @@ class ClassConfig:
     roster: tuple[str, ...] = ()      # the learners' accounts; empty: anyone who starts is a learner
     verify_timeout_s: float = 600.0   # wall-clock limit of one stage's verification
     created: float = field(default=0.0, compare=False)  # when `class init` made it (seconds since the epoch)
+    queue: str = "local"              # where training jobs wait: "local" (this server's queue) or "slurm"
+    slurm_partition: str = ""         # the Slurm partition the class's jobs go to ("": Slurm's default)
+    slots_per_gpu: int = 0            # jobs sharing one GPU on a local queue; 0: as many as measured memory allows
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -112,14 +115,21 @@ def is_instructor(config: ClassConfig, account: str | None = None) -> bool:
 
 # -- the class folder -----------------------------------------------------------------------------
 def init_class(folder: str | Path, instructors: str, *, roster: list[str] | None = None,
-               verifier: str = DEFAULT_VERIFIER, verify_timeout_s: float = 600.0) -> ClassConfig:
+               verifier: str = DEFAULT_VERIFIER, verify_timeout_s: float = 600.0, queue: str = "local",
+               slurm_partition: str = "", slots_per_gpu: int = 0) -> ClassConfig:
     """Make (or bring back to shape) the class folder; return its configuration.
 
     Run by root or by an instructor (a member of ``instructors``). Learners' folders
     are not made here: each learner's lab makes theirs on first use, so it is theirs.
+    The training queue's folder ``_queue/`` is made here (``job_queue.make_shared_queue``).
     """
+    from .job_queue import BACKENDS, QUEUE_DIR, make_shared_queue
+
     folder = Path(folder).resolve()
-    config = ClassConfig(folder, instructors, verifier, tuple(roster or ()), verify_timeout_s, time.time())
+    if queue not in BACKENDS:
+        raise ClassError(f"the queue {queue!r} is none this lab knows: use one of {', '.join(BACKENDS)}")
+    config = ClassConfig(folder, instructors, verifier, tuple(roster or ()), verify_timeout_s, time.time(),
+                         queue, slurm_partition, int(slots_per_gpu))
     gid = config.group_id
     if not is_instructor(config):
         raise ClassError(f"you ({account_name()}) are not in the group {instructors!r}: only root or an instructor "
@@ -134,6 +144,7 @@ def init_class(folder: str | Path, instructors: str, *, roster: list[str] | None
     config.instructors_dir.mkdir(exist_ok=True)
     os.chown(config.instructors_dir, -1, gid)
     os.chmod(config.instructors_dir, INSTRUCTORS_MODE)
+    make_shared_queue(folder / QUEUE_DIR)
     _write_atomically(folder / CLASS_FILE, config.to_json().encode(), mode=0o644)
     return config
 
@@ -164,7 +175,8 @@ def load_class(folder: str | Path) -> ClassConfig:
         raise ClassError(f"cannot read {path}: {error}") from None
     return ClassConfig(folder.resolve(), data["instructors"], data.get("verifier", DEFAULT_VERIFIER),
                        tuple(data.get("roster", ())), float(data.get("verify_timeout_s", 600.0)),
-                       float(data.get("created", 0.0)))
+                       float(data.get("created", 0.0)), data.get("queue", "local"), data.get("slurm_partition", ""),
+                       int(data.get("slots_per_gpu", 0)))
 
 
 def active_class() -> ClassConfig | None:

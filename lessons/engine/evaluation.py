@@ -12,8 +12,6 @@ when it starts, so a page can draw "phase 3 of 8: perplexity after".
 from __future__ import annotations
 
 import gc
-import os
-import signal
 from pathlib import Path
 from types import ModuleType
 from typing import Callable
@@ -141,16 +139,14 @@ def start_evaluation(run: dict, adapter: str | Path, *, reference: bool, store: 
               "eval_recipes": int(eval_recipes), "side_by_side": dict(side_by_side)}
     run_id = store.start_run("evaluate", config, name=f"evaluate {run['id']}", status="queued")
     store.update_run(run_id, summary={"total_steps": len(EVALUATION_PHASES)}, checkpoint_dir=str(jobs.run_dir(run_id)))
-    jobs.spawn_job_process(run_id, store, resume=False, job="evaluate")
+    jobs.submit_job(run_id, store, resume=False, job="evaluate")
     return run_id
 
 
 def run_evaluation_job(run_id: str, *, store_path: str | None = None, learner: str | None = None) -> int:
-    """What ``python -m lessons.engine.jobs evaluate RUN_ID`` does: evaluate, record, say how it ended."""
-    import traceback
-
+    """What ``python -m lessons.engine.jobs evaluate RUN_ID`` does: wait for a slot, evaluate, record, say how
+    it ended."""
     from . import jobs
-    from .modules import load_stage_module
     from .quiet import quiet_library_notices
 
     quiet_library_notices()  # the log is the learner's: their numbers, not library notices
@@ -158,8 +154,15 @@ def run_evaluation_job(run_id: str, *, store_path: str | None = None, learner: s
     job = store.run(run_id)
     config = job["config"]
     target = store.run(config["target_run"])
-    store.update_run(run_id, status="running", pid=os.getpid(), reason="")
-    signal.signal(signal.SIGTERM, lambda *_: (jobs.run_dir(run_id) / jobs.CANCEL_NAME).write_text("SIGTERM\n"))
+    return jobs.run_in_slot(run_id, "evaluate", store, lambda: _evaluate(run_id, config, target, store))
+
+
+def _evaluate(run_id: str, config: dict, target: dict, store: Store) -> int:
+    """The evaluation itself, once the job has its slot; the run's status says how it ended."""
+    import traceback
+
+    from . import jobs
+    from .modules import load_stage_module
 
     def progress(done: int, phase: str) -> None:
         print(f"[evaluate] {done + 1}/{len(EVALUATION_PHASES)}: {phase}", flush=True)
@@ -184,5 +187,4 @@ def run_evaluation_job(run_id: str, *, store_path: str | None = None, learner: s
                               measured["result"]["perplexity_before"],
                               "perplexity_after": measured["result"]["perplexity_after"]})
     print(f"[evaluate] run {run_id} finished", flush=True)
-    store.close()
     return 0

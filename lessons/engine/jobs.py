@@ -33,6 +33,7 @@ import json
 import math
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -45,6 +46,7 @@ from typing import Any, Callable
 
 import psutil
 
+from . import job_queue
 from .errors import LabError
 from .paths import PROJECT_ROOT, lab_home
 from .quiet import quiet_library_notices
@@ -169,18 +171,41 @@ def start_job(settings, *, reference: bool, store: Store | None = None, name: st
         folder = run_dir(run_id)
         folder.mkdir(parents=True, exist_ok=True)
         store.update_run(run_id, checkpoint_dir=str(folder))
-        spawn_job_process(run_id, store, resume=False)
+        submit_job(run_id, store, resume=False)
         return run_id
     finally:
         if own_store:
             store.close()
 
 
-def spawn_job_process(run_id: str, store: Store, *, resume: bool, job: str = "run") -> int:
-    """Start ``python -m lessons.engine.jobs JOB RUN_ID`` (``run`` trains, ``evaluate`` evaluates) in its own
-    session, its output in the run's ``job.log``."""
-    folder = run_dir(run_id)
-    folder.mkdir(parents=True, exist_ok=True)
+def submit_job(run_id: str, store: Store, *, resume: bool, job: str = "run") -> str:
+    """Put the run's job in the queue: its own process on this machine (which waits for a slot), or a Slurm
+    batch job. Return where it went: ``"local"`` or ``"slurm:JOBID"``."""
+    settings = job_queue.queue_settings()
+    command, env = _job_command(run_id, store, resume=resume, job=job)
+    _log_banner(run_id, resume)
+    if settings.backend == "slurm":
+        slurm_id = job_queue.slurm_submit(command, name=f"lora-kitchen-{job}-{run_id}", folder=run_dir(run_id),
+                                          log=log_path(run_id), env=env, settings=settings)
+        where = f"slurm:{slurm_id}"
+        store.update_run(run_id, queue=where, pid=None)
+        return where
+    queue = job_queue.LocalQueue(settings=settings)
+    try:
+        ticket = queue.submit(run_id, "train" if job == "run" else job, account=store.learner)
+        try:
+            pid = spawn_job_process(run_id, store, resume=resume, job=job)
+        except BaseException:
+            queue.end(ticket, "failed", note="its process could not be started")
+            raise
+        queue.attach(run_id, pid)
+    finally:
+        queue.close()
+    store.update_run(run_id, queue="local")
+    return "local"
+
+
+def _job_command(run_id: str, store: Store, *, resume: bool, job: str) -> tuple[list[str], dict]:
     command = [sys.executable, "-m", "lessons.engine.jobs", job, run_id,
                "--store", str(store.path), "--learner", store.learner]
     if resume:
@@ -190,10 +215,21 @@ def spawn_job_process(run_id: str, store: Store, *, resume: bool, job: str = "ru
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH", "")]))
     env.setdefault("PYTHONUNBUFFERED", "1")
     env["LAB_HOME"] = str(lab_home())
+    return command, env
+
+
+def _log_banner(run_id: str, resume: bool) -> None:
+    run_dir(run_id).mkdir(parents=True, exist_ok=True)
     with log_path(run_id).open("ab") as log:
         log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {'resuming' if resume else 'starting'} "
                   f"run {run_id} ===\n".encode())
-        log.flush()
+
+
+def spawn_job_process(run_id: str, store: Store, *, resume: bool, job: str = "run") -> int:
+    """Start ``python -m lessons.engine.jobs JOB RUN_ID`` (``run`` trains, ``evaluate`` evaluates) in its own
+    session, its output in the run's ``job.log``; it waits for a slot of the local queue, then works."""
+    command, env = _job_command(run_id, store, resume=resume, job=job)
+    with log_path(run_id).open("ab") as log:
         process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdin=subprocess.DEVNULL,
                                    stdout=log, stderr=subprocess.STDOUT,
                                    start_new_session=True)  # a closed dashboard does not take the job with it
@@ -242,17 +278,27 @@ def job_status(run_id: str, *, store: Store | None = None) -> dict:
         run = store.run(run_id)
         if run is None:
             raise LabError(f"no training run {run_id!r} in {store.path}")
+        slurm_id = slurm_job(run)
         if run["status"] in ACTIVE:
-            child = _children.get(run_id)
-            if child is not None:
-                child.poll()
-            alive = pid_alive(run["pid"]) and _is_job_process(run["pid"], run_id)
+            if slurm_id:
+                run["queue_view"] = {"backend": "slurm", "job": slurm_id, **job_queue.slurm_state(slurm_id)}
+                alive = run["queue_view"]["state"] in job_queue.SLURM_ACTIVE
+            else:
+                child = _children.get(run_id)
+                if child is not None:
+                    child.poll()
+                alive = pid_alive(run["pid"]) and _is_job_process(run["pid"], run_id)
+                if alive and run["status"] == "queued":
+                    run["queue_view"] = local_queue_view(run_id)
             if not alive:
                 time.sleep(0.2)  # a job that just finished may be writing its last status
                 run = store.run(run_id)
                 if run["status"] in ACTIVE:
-                    if cancel_requested(run_id):
+                    if cancel_requested(run_id) or (slurm_id and run["queue_view"]["state"] == "CANCELLED"):
                         store.update_run(run_id, status="cancelled", reason="cancelled before it could stop cleanly")
+                    elif slurm_id:
+                        store.update_run(run_id, status="failed", reason=f"Slurm job {slurm_id} ended "
+                                         f"({run['queue_view']['state']}) before the run said how it ended")
                     else:
                         store.update_run(run_id, status="failed", reason=ENDED_UNEXPECTEDLY)
                     run = store.run(run_id)
@@ -262,6 +308,24 @@ def job_status(run_id: str, *, store: Store | None = None) -> dict:
     finally:
         if own_store:
             store.close()
+
+
+def slurm_job(run: dict) -> str:
+    """The Slurm job id of a run submitted to Slurm ("" for a local one)."""
+    queue = run.get("queue") or ""
+    return queue.split(":", 1)[1] if queue.startswith("slurm:") else ""
+
+
+def local_queue_view(run_id: str) -> dict | None:
+    """Where a queued local run stands in line (``job_queue.LocalQueue.view``), or None when it cannot be read."""
+    try:
+        queue = job_queue.LocalQueue()
+    except (LabError, OSError, sqlite3.Error):
+        return None
+    try:
+        return queue.view(run_id)
+    finally:
+        queue.close()
 
 
 def expected_total_steps(config: dict, summary: dict | None = None) -> int | None:
@@ -305,7 +369,10 @@ def _progress(metrics: list[dict], run: dict) -> dict:
 def cancel_job(run_id: str, *, store: Store | None = None) -> None:
     """Ask a run to stop after its current step; it keeps its last checkpoint.
 
-    A run still queued (its process not yet training) is cancelled at once.
+    A run still waiting in the queue leaves it at once: a waiting local job sees the request within its
+    poll, a pending Slurm job is ``scancel``-ed. A running job, local or Slurm, stops itself after its step
+    when it sees the request (the run folder is on the file system the cluster shares); an instructor's own
+    ``scancel`` of a running job sends SIGTERM, which the job turns into the same stop.
     """
     folder = run_dir(run_id)
     folder.mkdir(parents=True, exist_ok=True)
@@ -314,7 +381,12 @@ def cancel_job(run_id: str, *, store: Store | None = None) -> None:
     store = store or Store()
     try:
         run = store.run(run_id)
-        if run and run["status"] == "queued" and not (pid_alive(run["pid"]) and _is_job_process(run["pid"], run_id)):
+        slurm_id = slurm_job(run) if run else ""
+        if slurm_id and run["status"] in ACTIVE:
+            if job_queue.slurm_state(slurm_id)["state"] == "PENDING":
+                job_queue.slurm_cancel(slurm_id)
+                store.update_run(run_id, status="cancelled", reason="cancelled while queued")
+        elif run and run["status"] == "queued" and not (pid_alive(run["pid"]) and _is_job_process(run["pid"], run_id)):
             store.update_run(run_id, status="cancelled", reason="cancelled before it started")
     finally:
         if own_store:
@@ -333,7 +405,7 @@ def resume_job(run_id: str, *, store: Store | None = None) -> str:
             raise LabError(f"run {run_id} finished already: start a new run to train more.")
         (run_dir(run_id) / CANCEL_NAME).unlink(missing_ok=True)
         store.update_run(run_id, status="queued", reason="")
-        spawn_job_process(run_id, store, resume=True)
+        submit_job(run_id, store, resume=True)
         return run_id
     finally:
         if own_store:
@@ -419,16 +491,37 @@ def run_job(run_id: str, *, store_path: str | None = None, learner: str | None =
         return 2
     folder = run_dir(run_id)
     folder.mkdir(parents=True, exist_ok=True)
-    if cancel_requested(run_id):
-        store.update_run(run_id, status="cancelled", reason="cancelled before it started")
+    return run_in_slot(run_id, "train", store, lambda: _train(run_id, run, store, folder, resume))
+
+
+def run_in_slot(run_id: str, kind: str, store: Store, work: Callable[[], int]) -> int:
+    """Wait in the queue for a slot, mark the run running, ``work()``; the slot is freed however it ends.
+
+    A polite stop (SIGTERM: ``kill``, or ``scancel`` of a Slurm job) becomes a cancel, waiting or working:
+    a waiting job leaves the line, a working one stops after its step.
+    """
+    cancel_file = run_dir(run_id) / CANCEL_NAME
+    signal.signal(signal.SIGTERM, lambda *_: cancel_file.write_text("SIGTERM\n"))
+    store.update_run(run_id, pid=os.getpid())  # under Slurm, the process on its node
+    lease = job_queue.wait_for_slot(run_id, kind, account=store.learner, cancelled=lambda: cancel_requested(run_id))
+    if lease is None:
+        store.update_run(run_id, status="cancelled", reason="cancelled while queued")
+        store.close()
         return 0
     store.update_run(run_id, status="running", pid=os.getpid(), reason="")
+    try:
+        return work()
+    finally:
+        ended = (store.run(run_id) or {}).get("status")
+        lease.release(ended if ended in job_queue.ENDED else "failed", peak_mb=job_queue.peak_gpu_memory_mb())
+        store.close()
 
+
+def _train(run_id: str, run: dict, store: Store, folder: Path, resume: bool) -> int:
+    """The training itself, once the job has its slot; the run's status says how it ended."""
     def should_stop() -> bool:
         return cancel_requested(run_id)
 
-    # A polite stop (SIGTERM from `kill`) becomes a cancel: the loop ends after its step.
-    signal.signal(signal.SIGTERM, lambda *_: (folder / CANCEL_NAME).write_text("SIGTERM\n"))
     settings = None
     try:
         module = trainer()
@@ -462,7 +555,6 @@ def run_job(run_id: str, *, store_path: str | None = None, learner: str | None =
             update["summary"] = {**(current.get("summary") or {}), **plain_values(summary)}
         store.update_run(run_id, **update)
     print(f"[job] run {run_id} ended: {store.run(run_id)['status']}", flush=True)
-    store.close()
     return 0
 
 

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import argparse
 import time
+import uuid
 from dataclasses import asdict, dataclass, field, fields
 
+from . import job_queue
 from .errors import LabError
 from .measure import perplexity_from_loss
 from .modules import load_stage_module
@@ -80,16 +82,18 @@ def run_pipeline(settings: PipelineSettings, *, reference: bool, store: Store) -
     started = time.perf_counter()
     torch.manual_seed(settings.seed)
 
-    model, tokenizer = before_picture(s1, settings, store)
-    valid, splits = data_mess(s2, settings, store, numbers)
-    tokenize = tokenizing(s2, s3, model, tokenizer, valid, settings, store, numbers)
-    held_out = splits["validation"].select(range(min(settings.eval_recipes, len(splits["validation"]))))
-    eval_tokens = tokenize(held_out)
-    one_training_step(s4a, model, tokenizer, tokenize, splits["train"], settings, store, numbers)
-    ppl_before = perplexity_before(s5, model, eval_tokens, store)
-    lora_model, run_id = lora_training(stages, model, tokenizer, splits, settings, store)
-    evaluation(s1, s5, lora_model, tokenizer, eval_tokens, ppl_before, run_id, settings, store, numbers)
-    sampling(s1, s6, lora_model, tokenizer, settings, store)
+    # The whole pipeline is one job of the training queue: it uses the GPU from its first model to its last.
+    with job_queue.slot(f"pipeline-{uuid.uuid4().hex[:8]}", "pipeline", account=store.learner):
+        model, tokenizer = before_picture(s1, settings, store)
+        valid, splits = data_mess(s2, settings, store, numbers)
+        tokenize = tokenizing(s2, s3, model, tokenizer, valid, settings, store, numbers)
+        held_out = splits["validation"].select(range(min(settings.eval_recipes, len(splits["validation"]))))
+        eval_tokens = tokenize(held_out)
+        one_training_step(s4a, model, tokenizer, tokenize, splits["train"], settings, store, numbers)
+        ppl_before = perplexity_before(s5, model, eval_tokens, store)
+        lora_model, run_id = lora_training(stages, model, tokenizer, splits, settings, store)
+        evaluation(s1, s5, lora_model, tokenizer, eval_tokens, ppl_before, run_id, settings, store, numbers)
+        sampling(s1, s6, lora_model, tokenizer, settings, store)
 
     numbers["seconds"] = time.perf_counter() - started
     perplexity = numbers["perplexity"]

@@ -92,9 +92,15 @@ def _create_tables(conn: sqlite3.Connection) -> None:
             conn.execute(statement)
 
 
+def _add_run_queue(conn: sqlite3.Connection) -> None:
+    # Where the run's job waits: "local" (this machine's queue) or "slurm:JOBID".
+    conn.execute("ALTER TABLE runs ADD COLUMN queue TEXT NOT NULL DEFAULT ''")
+
+
 # Schema version N is reached by running MIGRATIONS[:N] in order; append a step, never edit an old one.
 MIGRATIONS = [
     _create_tables,  # 1: the tables above
+    _add_run_queue,  # 2: runs.queue
 ]
 
 
@@ -205,8 +211,8 @@ class Store:
         return run_id
 
     def update_run(self, run_id: str, **fields: Any) -> None:
-        """Set ``status``, ``reason``, ``pid``, ``checkpoint_dir`` or ``summary`` (a dict) of a run."""
-        allowed = {"status", "reason", "pid", "checkpoint_dir", "summary", "config"}
+        """Set ``status``, ``reason``, ``pid``, ``checkpoint_dir``, ``queue`` or ``summary`` (a dict) of a run."""
+        allowed = {"status", "reason", "pid", "checkpoint_dir", "summary", "config", "queue"}
         unknown = set(fields) - allowed
         if unknown:
             raise ValueError(f"unknown run fields: {sorted(unknown)}")
