@@ -129,13 +129,16 @@ def main(argv: list[str] | None = None) -> int:
     bench = commands.add_parser("bench", help="baseline vs lab training benchmark", add_help=False)
     bench.set_defaults(run=None)
     commands.add_parser("mutation-score", help="the checks' mutation score", add_help=False).set_defaults(run=None)
+    commands.add_parser("queue", help="the training queue: who waits, who runs", add_help=False).set_defaults(run=None)
+    commands.add_parser("bench-queue", help="what the training queue costs per job", add_help=False
+                        ).set_defaults(run=None)
     from .engine.class_cli import add_commands as add_class_commands
 
     add_class_commands(commands)
 
     argv = sys.argv[1:] if argv is None else argv
     # These parse their own options.
-    if argv and argv[0] in {"generate", "pipeline", "bench", "mutation-score"}:
+    if argv and argv[0] in {"generate", "pipeline", "bench", "mutation-score", "queue", "bench-queue"}:
         try:
             if argv[0] == "generate":
                 from .engine.blanks import main as command
@@ -143,6 +146,10 @@ def main(argv: list[str] | None = None) -> int:
                 from .engine.pipeline import main as command
             elif argv[0] == "mutation-score":
                 from checks.mutation import main as command
+            elif argv[0] == "queue":
+                from .engine.job_queue import main as command
+            elif argv[0] == "bench-queue":
+                from .bench.queue_bench import main as command
             else:
                 from .bench.cli import main as command
             return command(argv[1:])
