@@ -23,7 +23,7 @@ from dashboard.logic.kernel import LessonRef
 from dashboard.logic.runs import training_settings_class
 from dashboard.tasks import stage4b as tasks
 from dashboard.ui import demo_mode, friendly, open_results_store, run_task
-from lessons.engine import jobs
+from lessons.engine import job_queue, jobs
 from lessons.engine.errors import LabError
 from lessons.engine.paths import learner_id
 from lessons.engine.store import Store
@@ -174,6 +174,9 @@ def draw_run(status: dict, metrics: list[dict], *, prefix: str = "stage4b") -> N
     label = {"queued": "⏳ queued", "running": "🏃 running", "finished": "✅ finished", "failed": "❌ failed",
              "cancelled": "⏹ cancelled"}.get(status["status"], status["status"])
     st.markdown(f"#### Run `{run_id}` — {label}")
+    if status.get("queue_view") and (status["status"] == "queued" or status["queue_view"].get("backend") == "slurm"):
+        # Where the job waits: its place in this server's line, or what Slurm says of it.
+        st.info(("⏳ " if status["status"] == "queued" else "") + job_queue.describe(status["queue_view"]))
     if status["status"] in jobs.ACTIVE:
         total = status.get("total_steps")
         text = f"step {status['step']}" + (f" of {total}" if total else "") + \
