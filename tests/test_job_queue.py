@@ -128,21 +128,25 @@ def test_thirty_jobs_through_two_local_slots(lab):
         queue.close()
 
 
-def test_a_job_killed_mid_run_frees_its_slot_and_the_next_one_runs(lab, monkeypatch):
+def test_jobs_killed_running_or_waiting_free_the_line_and_the_next_one_runs(lab, monkeypatch):
     monkeypatch.setenv(job_queue.SLOTS_ENV, "1")
     doomed = jobs.start_job(LONG, reference=False, store=lab)
+    doomed_waiting = jobs.start_job(SHORT, reference=False, store=lab)
     nxt = jobs.start_job(SHORT, reference=False, store=lab)
     wait_for(lambda: lab.metrics(doomed))
     waiting = jobs.job_status(nxt, store=lab)
-    assert waiting["status"] == "queued" and waiting["queue_view"]["position"] == 1
-    assert job_queue.describe(waiting["queue_view"]).startswith("number 1 in line (1 waiting, 1 of 1 slots busy)")
+    assert waiting["status"] == "queued" and waiting["queue_view"]["position"] == 2
+    assert job_queue.describe(waiting["queue_view"]).startswith("number 2 in line (2 waiting, 1 of 1 slots busy)")
+    wait_for(lambda: (jobs.run_dir(doomed_waiting) / "job.log").read_text().count("[queue] waiting"))
+    os.kill(lab.run(doomed_waiting)["pid"], signal.SIGKILL)
     os.kill(lab.run(doomed)["pid"], signal.SIGKILL)
     assert wait_for(lambda: jobs.job_status(nxt, store=lab)["status"] == "finished")
     assert jobs.job_status(doomed, store=lab)["status"] == "failed"
+    assert jobs.job_status(doomed_waiting, store=lab)["status"] == "failed"
     queue = job_queue.LocalQueue()
     try:
         states = {t["run_id"]: t["state"] for t in queue.tickets()}
-        assert states == {doomed: "lost", nxt: "finished"}
+        assert states == {doomed: "lost", doomed_waiting: "lost", nxt: "finished"}
     finally:
         queue.close()
 

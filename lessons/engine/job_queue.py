@@ -5,11 +5,11 @@ of memory together. So every job waits its turn:
 
 * **local** (the default): the queue is a small SQLite file,
   ``$LAB_CLASS_DIR/_queue/queue.sqlite`` in a class (``$LAB_HOME/queue/`` on a
-  laptop). Each job's own process takes a *ticket*, waits until it is first in
-  line and a *slot* is free, then trains. A slot is a file the job holds an OS
-  lock on (``flock``) for as long as it runs, so a job whose process dies frees
-  its slot that instant: the kernel drops the lock, and the next job's check
-  finds the slot free and marks the dead ticket ``lost``. No daemon runs.
+  laptop). Pressing Start takes a *ticket*; the job's own process waits until
+  it is first in line and a *slot* is free, then trains. It holds an OS lock
+  (``flock``) on its ticket's file and on its slot's file for as long as it
+  lives, so a job whose process dies frees its slot that instant: the kernel
+  drops the locks, and the next look finds the ticket ``lost``. No daemon runs.
 * **slurm**: each job is a batch job (``sbatch``, one GPU each with
   ``--gres=gpu:1``); Slurm's own scheduler decides who runs, ``scancel``
   cancels, ``squeue`` says PENDING or RUNNING. The job writes its metrics to
@@ -40,8 +40,6 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
-
-import psutil
 
 from .errors import LabError
 from .paths import PROJECT_ROOT, lab_home
@@ -169,6 +167,9 @@ def estimate_wait(running_elapsed: list[float], ahead: int, slots: int, typical_
     return free_at[0]
 
 
+_GPUS_SEEN: list = [0.0, []]  # when this process last asked nvidia-smi, and what it said
+
+
 # -- the local queue -------------------------------------------------------------------------------
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tickets (
@@ -176,19 +177,12 @@ CREATE TABLE IF NOT EXISTS tickets (
     run_id TEXT NOT NULL, account TEXT NOT NULL, kind TEXT NOT NULL,
     state TEXT NOT NULL,               -- waiting | running | finished | failed | cancelled | lost
     slot INTEGER, gpu INTEGER,
-    host TEXT NOT NULL, pid INTEGER NOT NULL, pid_started REAL NOT NULL,
+    host TEXT NOT NULL, pid INTEGER NOT NULL,
     submitted REAL NOT NULL, started REAL, ended REAL,
     peak_mb REAL,                      -- the job's peak GPU memory, when it used one
     note TEXT NOT NULL DEFAULT '');
 CREATE INDEX IF NOT EXISTS tickets_by_state ON tickets(state, id);
 """
-
-
-def _process_started(pid: int) -> float:
-    try:
-        return psutil.Process(pid).create_time()
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return 0.0
 
 
 class Lease:
@@ -201,6 +195,7 @@ class Lease:
     def release(self, state: str, *, peak_mb: float | None = None, note: str = "") -> None:
         if self.queue is not None and self.ticket is not None:
             self.queue.end(self.ticket, state, peak_mb=peak_mb, note=note)
+            self.queue.let_go(self.ticket)
         if self._handle is not None:
             os.close(self._handle)  # closing drops the flock
             self._handle = None
@@ -218,7 +213,7 @@ class LocalQueue:
         self._conn.row_factory = sqlite3.Row
         self._conn.executescript(SCHEMA)
         self._host = socket.gethostname()
-        self._gpus: tuple[float, list[float]] = (0.0, [])
+        self._held: dict[int, int] = {}  # ticket -> the open, locked descriptor of its file
 
     def close(self) -> None:
         self._conn.close()
@@ -246,10 +241,10 @@ class LocalQueue:
 
     def gpu_slots(self) -> list[int]:
         """The GPU of each slot (slot i runs on GPU ``gpu_slots()[i]``); one CPU slot, as GPU -1, without a GPU."""
-        checked, free = self._gpus
-        if time.monotonic() - checked > 30:  # free memory changes; nvidia-smi costs a few hundred ms
+        checked, free = _GPUS_SEEN
+        if time.monotonic() - checked > 30 or not checked:  # free memory changes; nvidia-smi costs ~0.3 s
             free = gpu_free_memory_mb()
-            self._gpus = (time.monotonic(), free)
+            _GPUS_SEEN[:] = [time.monotonic(), free]
         if not free:  # the CPU: one job at a time unless set (two trainings would share the same cores)
             return [-1] * max(1, self.settings.slots_per_gpu)
         peak = self.measured_peak_mb()
@@ -300,30 +295,57 @@ class LocalQueue:
             os.close(handle)
             return None
 
+    def _ticket_file(self, ticket: int) -> Path:
+        return self.folder / f"ticket-{ticket}.lock"
+
+    def hold(self, ticket: int) -> None:
+        """Lock the ticket's file for as long as this process waits or works: the kernel drops it when we die.
+
+        Made under a temporary name, locked, then renamed, so no one can find it unlocked.
+        """
+        building = self.folder / f".ticket-{ticket}.{os.getpid()}.new"
+        handle = os.open(building, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        os.fchmod(handle, 0o644)  # whatever the umask: every account's look must be able to open it
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        os.replace(building, self._ticket_file(ticket))
+        self._held[ticket] = handle
+
+    def let_go(self, ticket: int) -> None:
+        handle = self._held.pop(ticket, None)
+        if handle is not None:
+            self._ticket_file(ticket).unlink(missing_ok=True)
+            os.close(handle)
+
     def _gone(self, row: sqlite3.Row) -> bool:
-        """Whether the ticket's process has ended (only knowable for processes on this machine)."""
+        """Whether the ticket's process has ended, by its ticket file's lock (no need to see its process:
+        a server may hide other accounts' processes)."""
         if row["host"] != self._host:
             return False
-        if not row["pid"]:  # taken by a submitter whose job process has not attached yet
+        try:
+            handle = os.open(self._ticket_file(row["id"]), os.O_RDONLY)
+        except FileNotFoundError:  # its job process has not taken it yet: give that a while
             return time.time() - row["submitted"] > ATTACH_GRACE_S
-        return _process_started(row["pid"]) != row["pid_started"]
+        except PermissionError:
+            return False  # not ours to judge
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return True  # nobody holds it: its holder has ended
+        except BlockingIOError:
+            return False
+        finally:
+            os.close(handle)
 
     def reap(self) -> list[int]:
         """Mark ``lost`` the tickets whose process has ended without saying so; return their ids.
 
-        A running ticket is lost when its slot's lock is free (the kernel dropped it with the process);
-        a waiting one when its process is gone.
+        Each job's process holds its ticket's file locked, waiting and working; a ticket whose lock is free
+        has lost its process (the kernel drops the lock with it).
         """
         lost = []
         self._conn.execute("BEGIN IMMEDIATE")
         try:
             for row in self._conn.execute("SELECT * FROM tickets WHERE state IN (?, ?)", (WAITING, RUNNING)).fetchall():
-                if row["state"] == RUNNING and row["host"] == self._host:
-                    handle = self._try_lock(row["slot"])
-                    if handle is None:
-                        continue
-                    os.close(handle)
-                elif not self._gone(row):
+                if not self._gone(row):
                     continue
                 lost.append(row["id"])
                 self._conn.execute("UPDATE tickets SET state='lost', ended=?, note=? WHERE id=?",
@@ -341,9 +363,8 @@ class LocalQueue:
         line is in the order learners pressed Start, not the order their processes happened to start.
         """
         cursor = self._conn.execute(
-            "INSERT INTO tickets (run_id, account, kind, state, host, pid, pid_started, submitted) "
-            "VALUES (?,?,?,?,?,?,?,?)",
-            (run_id, account, kind, WAITING, self._host, pid, _process_started(pid) if pid else 0.0, time.time()))
+            "INSERT INTO tickets (run_id, account, kind, state, host, pid, submitted) VALUES (?,?,?,?,?,?,?)",
+            (run_id, account, kind, WAITING, self._host, pid, time.time()))
         return int(cursor.lastrowid)
 
     def attach(self, run_id: str, pid: int) -> int | None:
@@ -352,8 +373,7 @@ class LocalQueue:
                                  (run_id, WAITING)).fetchone()
         if row is None:
             return None
-        self._conn.execute("UPDATE tickets SET pid=?, pid_started=?, host=? WHERE id=?",
-                           (pid, _process_started(pid), self._host, row["id"]))
+        self._conn.execute("UPDATE tickets SET pid=?, host=? WHERE id=?", (pid, self._host, row["id"]))
         return int(row["id"])
 
     def try_start(self, ticket: int) -> Lease | None:
@@ -402,10 +422,12 @@ def wait_for_slot(run_id: str, kind: str, *, account: str, cancelled: Callable[[
         return Lease(None, None, None, None, None)
     queue = LocalQueue()
     ticket = queue.attach(run_id, os.getpid()) or queue.submit(run_id, kind, account=account, pid=os.getpid())
+    queue.hold(ticket)
     said = None
     while True:
         if cancelled():
             queue.end(ticket, "cancelled", note="cancelled while queued")
+            queue.let_go(ticket)
             queue.close()
             return None
         lease = queue.try_start(ticket)
