@@ -178,10 +178,11 @@ def draw_run(status: dict, metrics: list[dict], *, prefix: str = "stage4b") -> N
         # Where the job waits: its place in this server's line, or what Slurm says of it.
         st.info(("⏳ " if status["status"] == "queued" else "") + job_queue.describe(status["queue_view"]))
     if status["status"] in jobs.ACTIVE:
-        total = status.get("total_steps")
-        text = f"step {status['step']}" + (f" of {total}" if total else "") + \
-               f" · about {stage_data.format_eta(status.get('eta_s'))} left"
-        st.progress(float(status.get("fraction") or 0.0), text=text)
+        if status["status"] == "running":
+            total = status.get("total_steps")
+            text = f"step {status['step']}" + (f" of {total}" if total else "") + \
+                f" · about {stage_data.format_eta(status.get('eta_s'))} left"
+            st.progress(float(status.get("fraction") or 0.0), text=text)
         if status.get("cancel_requested"):
             st.caption("Cancelling: the run stops after its current step and keeps its last checkpoint.")
         elif st.button("⏹ Cancel", key=f"{prefix}_cancel_{run_id}"):
@@ -205,7 +206,9 @@ def draw_run(status: dict, metrics: list[dict], *, prefix: str = "stage4b") -> N
     if metrics:
         st.altair_chart(loss_chart(metrics), width="stretch")
     else:
-        st.caption("Waiting for the first step (loading the model and data takes a little while) …")
+        st.caption("Waiting in line: training starts when a slot is free, and this page follows it."
+                   if status["status"] == "queued" else
+                   "Waiting for the first step (loading the model and data takes a little while) …")
     with st.expander("The job's log"):
         st.code(jobs.log_tail(run_id, 30) or "(empty)", language="text")
 
