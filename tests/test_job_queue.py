@@ -209,3 +209,14 @@ def test_thirty_jobs_through_two_gpus_of_a_real_slurm(lab, monkeypatch):
         assert states == ["COMPLETED"] * 29 + ["CANCELLED"], states
         script = (jobs.run_dir(next(iter(ended))) / "job.sbatch").read_text()
         assert "#SBATCH --gres=gpu:1" in script and f"#SBATCH --partition={cluster.partition}" in script
+
+        # A job killed outright (no chance to say how it ended) is failed by what Slurm says of it.
+        killed = jobs.start_job(LONG, reference=False, store=lab, name="killed")
+        wait_for(lambda: lab.metrics(killed), timeout=60)
+        running = jobs.job_status(killed, store=lab)
+        assert running["status"] == "running" and running["queue_view"]["state"] == "RUNNING"
+        assert job_queue.describe(running["queue_view"]).startswith(f"Slurm job {jobs.slurm_job(running)}: RUNNING since")
+        os.kill(lab.run(killed)["pid"], signal.SIGKILL)  # the node is this machine: its process is in reach
+        failed = wait_for(lambda: (s := jobs.job_status(killed, store=lab))["status"] not in jobs.ACTIVE and s)
+        assert failed["status"] == "failed" and failed["reason"].startswith(f"Slurm job {jobs.slurm_job(running)} ended")
+        assert lab.metrics(killed), "the metrics it wrote are kept"

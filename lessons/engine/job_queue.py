@@ -549,7 +549,8 @@ def describe(view: dict) -> str:
         if view.get("position"):
             text += f", number {view['position']} among the partition's pending jobs"
         if view.get("start"):
-            text += f"; Slurm expects it to start at {view['start']}"
+            text += (f"; Slurm expects it to start at {view['start']}" if view.get("state") == "PENDING"
+                     else f" since {view['start']}")
         return text
     if view.get("state") != WAITING:
         return f"{view.get('running', 0)} of {view.get('slots', 0)} slots busy"

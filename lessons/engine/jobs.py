@@ -279,29 +279,32 @@ def job_status(run_id: str, *, store: Store | None = None) -> dict:
         if run is None:
             raise LabError(f"no training run {run_id!r} in {store.path}")
         slurm_id = slurm_job(run)
+        view = None  # where the job waits, for the page
         if run["status"] in ACTIVE:
             if slurm_id:
-                run["queue_view"] = {"backend": "slurm", "job": slurm_id, **job_queue.slurm_state(slurm_id)}
-                alive = run["queue_view"]["state"] in job_queue.SLURM_ACTIVE
+                view = {"backend": "slurm", "job": slurm_id, **job_queue.slurm_state(slurm_id)}
+                alive = view["state"] in job_queue.SLURM_ACTIVE
             else:
                 child = _children.get(run_id)
                 if child is not None:
                     child.poll()
                 alive = pid_alive(run["pid"]) and _is_job_process(run["pid"], run_id)
                 if alive and run["status"] == "queued":
-                    run["queue_view"] = local_queue_view(run_id)
+                    view = local_queue_view(run_id)
             if not alive:
                 time.sleep(0.2)  # a job that just finished may be writing its last status
                 run = store.run(run_id)
                 if run["status"] in ACTIVE:
-                    if cancel_requested(run_id) or (slurm_id and run["queue_view"]["state"] == "CANCELLED"):
+                    if cancel_requested(run_id) or (view and view["state"] == "CANCELLED"):
                         store.update_run(run_id, status="cancelled", reason="cancelled before it could stop cleanly")
                     elif slurm_id:
                         store.update_run(run_id, status="failed", reason=f"Slurm job {slurm_id} ended "
-                                         f"({run['queue_view']['state']}) before the run said how it ended")
+                                         f"({view['state']}) before the run said how it ended")
                     else:
                         store.update_run(run_id, status="failed", reason=ENDED_UNEXPECTEDLY)
                     run = store.run(run_id)
+        if view and run["status"] in ACTIVE:
+            run["queue_view"] = view
         run.update(_progress(store.metrics(run_id), run))
         run["cancel_requested"] = cancel_requested(run_id)
         return run
