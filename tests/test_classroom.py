@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from lessons.engine.classroom import (LEARNER_MODE, ClassError, account_name, init_class, learner_folders,
+from lessons.engine.classroom import (LEARNER_MODE, ClassError, account_name, account_uid, init_class, learner_folders,
                                       load_class, read_roster)
 from lessons.engine.paths import PROJECT_ROOT
 from lessons.engine.registry import stage_checks
@@ -177,6 +177,10 @@ Store().record_check_run("{STAGE.key}", "lessons/{STAGE.learner_file.name}", "01
 def test_verify_tells_real_passes_from_hand_written_faked_and_changed_ones(klass):
     config, parent = klass["config"], klass["parent"]
     honest, forger, cheat, editor = klass["learners"]
+    # `class init` run again, as the instructor's command: it makes the verifier account when there is none
+    made = subprocess.run([PYTHON, "-m", "lessons", "class", "init", str(config.folder), "--instructors",
+                           config.instructors], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0 and account_uid(config.verifier) is not None, made.stdout + made.stderr
     clones = {name: learner_checkout(parent, name) for name in (honest, forger, cheat, editor)}
     envs = {name: learner_env(private_home(parent, name), config.folder) for name in clones}
 
