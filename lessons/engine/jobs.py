@@ -8,8 +8,10 @@ lab's store and starts a separate process,
 
 in its own session (closing the browser tab, or restarting the dashboard, does
 not stop it), with its output in ``$LAB_HOME/runs/RUN_ID/job.log``. That
-process calls ``lessons.engine.training.run_training``, which writes every
-metric to the store as it goes; the page only reads the store.
+process first waits its turn in the training queue (``job_queue``: a slot of
+this machine's queue; with ``LAB_QUEUE=slurm`` it is a Slurm batch job
+instead), then calls ``lessons.engine.training.run_training``, which writes
+every metric to the store as it goes; the page only reads the store.
 
 * ``job_status(run_id)``: the run as the store has it. A run marked running
   whose process is gone (killed, the machine slept, out of memory) is marked
