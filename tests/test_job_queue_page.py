@@ -23,7 +23,7 @@ import time
 import pytest
 
 from lessons.engine.store import Store
-from tests.test_dashboard_browser import (CHROMIUM, address, error_boxes, open_browser,  # noqa: F401 - a fixture
+from tests.test_dashboard_browser import (CHROMIUM, error_boxes, open_browser,  # noqa: F401 - a fixture
                                           screenshots, serve_dashboard)
 from tests.test_dashboard_walk import open_stage, set_number
 
