@@ -335,25 +335,31 @@ class LocalQueue:
         finally:
             os.close(handle)
 
-    def reap(self) -> list[int]:
-        """Mark ``lost`` the tickets whose process has ended without saying so; return their ids.
-
-        Each job's process holds its ticket's file locked, waiting and working; a ticket whose lock is free
-        has lost its process (the kernel drops the lock with it).
-        """
-        lost = []
+    @contextmanager
+    def _decision(self):
+        """One decision about the line, taken while no other process may write the queue."""
         self._conn.execute("BEGIN IMMEDIATE")
         try:
-            for row in self._conn.execute("SELECT * FROM tickets WHERE state IN (?, ?)", (WAITING, RUNNING)).fetchall():
-                if not self._gone(row):
-                    continue
-                lost.append(row["id"])
-                self._conn.execute("UPDATE tickets SET state='lost', ended=?, note=? WHERE id=?",
-                                   (time.time(), "its process ended without a word (killed?)", row["id"]))
-            self._conn.execute("COMMIT")
+            yield
         except BaseException:
             self._conn.execute("ROLLBACK")
             raise
+        self._conn.execute("COMMIT")
+
+    def reap(self) -> list[int]:
+        """Mark ``lost`` the tickets whose process has ended without saying so; return their ids."""
+        with self._decision():
+            return self._mark_lost()
+
+    def _mark_lost(self) -> list[int]:
+        """Inside a decision: each job's process holds its ticket's file locked, waiting and working; a
+        ticket whose lock is free has lost its process (the kernel drops the lock with it)."""
+        lost = []
+        for row in self._conn.execute("SELECT * FROM tickets WHERE state IN (?, ?)", (WAITING, RUNNING)).fetchall():
+            if self._gone(row):
+                lost.append(row["id"])
+                self._conn.execute("UPDATE tickets SET state='lost', ended=?, note=? WHERE id=?",
+                                   (time.time(), "its process ended without a word (killed?)", row["id"]))
         return lost
 
     def submit(self, run_id: str, kind: str, *, account: str, pid: int = 0) -> int:
@@ -379,9 +385,8 @@ class LocalQueue:
     def try_start(self, ticket: int) -> Lease | None:
         """Take a slot for ``ticket`` if it is next in line and one is free; else None (try again later)."""
         slots = self.gpu_slots()
-        self.reap()
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
+        with self._decision():
+            self._mark_lost()
             active = self._conn.execute("SELECT id, state, slot FROM tickets WHERE state IN (?, ?) ORDER BY id",
                                         (WAITING, RUNNING)).fetchall()
             busy = {row["slot"] for row in active if row["state"] == RUNNING}
@@ -389,20 +394,15 @@ class LocalQueue:
             if ticket not in waiting:
                 raise LabError(f"ticket {ticket} is not waiting in {self.path} any more")
             free = [slot for slot in range(len(slots)) if slot not in busy]
-            lease = None
-            if waiting.index(ticket) < len(free):  # strictly in line: only the first len(free) may start
-                for slot in free:
-                    handle = self._try_lock(slot)
-                    if handle is not None:
-                        lease = Lease(self, ticket, slot, slots[slot], handle)
-                        self._conn.execute("UPDATE tickets SET state=?, slot=?, gpu=?, started=? WHERE id=?",
-                                           (RUNNING, slot, slots[slot], time.time(), ticket))
-                        break
-            self._conn.execute("COMMIT")
-            return lease
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
+            if waiting.index(ticket) >= len(free):  # strictly in line: only the first len(free) may start
+                return None
+            for slot in free:
+                handle = self._try_lock(slot)
+                if handle is not None:
+                    self._conn.execute("UPDATE tickets SET state=?, slot=?, gpu=?, started=? WHERE id=?",
+                                       (RUNNING, slot, slots[slot], time.time(), ticket))
+                    return Lease(self, ticket, slot, slots[slot], handle)
+            return None
 
     def end(self, ticket: int, state: str, *, peak_mb: float | None = None, note: str = "") -> None:
         if state not in ENDED:
