@@ -196,7 +196,7 @@ def submit_job(run_id: str, store: Store, *, resume: bool, job: str = "run") -> 
     try:
         ticket = queue.submit(run_id, "train" if job == "run" else job, account=store.learner)
         try:
-            pid = spawn_job_process(run_id, store, resume=resume, job=job)
+            pid = spawn_job_process(run_id, store, command, env)
         except BaseException:
             queue.end(ticket, "failed", note="its process could not be started")
             raise
@@ -227,10 +227,9 @@ def _log_banner(run_id: str, resume: bool) -> None:
                   f"run {run_id} ===\n".encode())
 
 
-def spawn_job_process(run_id: str, store: Store, *, resume: bool, job: str = "run") -> int:
-    """Start ``python -m lessons.engine.jobs JOB RUN_ID`` (``run`` trains, ``evaluate`` evaluates) in its own
+def spawn_job_process(run_id: str, store: Store, command: list[str], env: dict) -> int:
+    """Start the job's ``command`` (``_job_command``: ``run`` trains, ``evaluate`` evaluates) in its own
     session, its output in the run's ``job.log``; it waits for a slot of the local queue, then works."""
-    command, env = _job_command(run_id, store, resume=resume, job=job)
     with log_path(run_id).open("ab") as log:
         process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdin=subprocess.DEVNULL,
                                    stdout=log, stderr=subprocess.STDOUT,
