@@ -258,8 +258,7 @@ class LocalQueue:
 
     def view(self, run_id: str) -> dict:
         """Where the run's job stands: ``state``, ``position`` (1 = next), ``waiting``, ``running``, ``slots``,
-        ``wait_s`` (an estimate, or None) and ``typical_s``."""
-        self.reap()
+        ``wait_s`` (an estimate, or None) and ``typical_s``; ``reap`` first for a view with no dead tickets."""
         mine = self.ticket_for(run_id)
         active = self.tickets(active_only=True)
         waiting = [row for row in active if row["state"] == WAITING]

@@ -327,6 +327,7 @@ def local_queue_view(run_id: str) -> dict | None:
     except (LabError, OSError, sqlite3.Error):
         return None
     try:
+        queue.reap()  # a page may be the only one looking: dead tickets must not hold its place in line
         return queue.view(run_id)
     finally:
         queue.close()
