@@ -4,7 +4,8 @@ Learner code can switch off a check's own time limit (``signal.alarm(0)``),
 start a thread that never ends, print a hundred megabytes or call
 ``os._exit``. None of that can reach the process the learner started:
 
-* the checks run in a **worker**, a second ``pytest`` in its own process group;
+* the checks run in a **worker**, a second ``pytest`` in its own process group (the project's tests may have
+  it forked by a warm worker, ``checks/warm_worker.py``: the same worker, without importing torch again);
 * the worker writes an event per check to a log (``checks/runlog.py``), so the
   supervisor always knows which checks finished and which one is running;
 * a check that runs past its limit (plus a grace period, for the worker's own
@@ -34,6 +35,7 @@ import time
 from pathlib import Path
 
 from checks.runlog import EventReader, RunState, StageRun
+from checks.warm_worker import WARM_WORKER_ENV, ForkedWorker, WarmWorkerError
 from lessons.engine.limits import LIMITS
 from lessons.engine.paths import relative_to_project
 from lessons.engine.registry import stage_checks
@@ -90,6 +92,17 @@ def _worker_command(config) -> list[str]:
     return [sys.executable, "-m", "pytest", *args]
 
 
+def _start_worker(config, env: dict[str, str]) -> subprocess.Popen | ForkedWorker:
+    """The worker process: started cold, or forked by a warm worker when the project's tests set its socket."""
+    command, cwd = _worker_command(config), config.invocation_params.dir
+    warm_socket = os.environ.get(WARM_WORKER_ENV)  # project tests only: checks/warm_worker.py forks the worker
+    if warm_socket:
+        return ForkedWorker(warm_socket, command, cwd=cwd, env=env)
+    return subprocess.Popen(command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT,
+                            process_group=0)  # its own group: killed whole, and the terminal's Ctrl-C reaches us
+
+
 def _learner_line(stacks: Path, learner_files: set[str]) -> str:
     """``lessons/stage6_sampling.py:120`` of the most recent learner frame in a faulthandler dump, or ''."""
     try:
@@ -123,9 +136,12 @@ def supervise(config) -> int:
     folder = Path(tempfile.mkdtemp(prefix="lab-checks-"))
     events, stacks = folder / "events.jsonl", folder / "stacks.txt"
     env = {**os.environ, EVENTS_ENV: str(events), STACKS_ENV: str(stacks)}
-    process = subprocess.Popen(_worker_command(config), cwd=config.invocation_params.dir, env=env,
-                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               process_group=0)  # its own group: killed whole, and the terminal's Ctrl-C reaches us
+    try:
+        process = _start_worker(config, env)
+    except WarmWorkerError as error:
+        folder.rmdir()
+        print(f"LoRA Kitchen: the checks did not run: {error}", flush=True)
+        return 1
     relay = OutputRelay(process.stdout, sys.stdout.buffer, head=LIMITS.check_output_head_bytes,
                         tail=LIMITS.check_output_tail_bytes)
     relay.start()

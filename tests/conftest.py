@@ -59,6 +59,18 @@ def apptest_opens_the_dashboard_with_its_key(private_lab_home):
     AppTest.__init__ = original
 
 
+@pytest.fixture(scope="session")
+def warm_worker(private_lab_home, tmp_path_factory):
+    """One warm worker per test process: the planted mistakes' and mutants' check runs fork their worker from it
+    (checks/warm_worker.py) instead of importing torch again; the reference and pristine runs start cold."""
+    from checks.warm_worker import WarmWorker
+    from tests.checks_runner import run_environment
+
+    worker = WarmWorker(tmp_path_factory.mktemp("warm-worker"), env=run_environment())
+    yield worker
+    worker.stop()
+
+
 def pytest_collection_modifyitems(config, items):
     # Slow tests (whole check suites in subprocesses) last, so quick failures show first.
     items.sort(key=lambda item: item.get_closest_marker("slow") is not None)

@@ -11,6 +11,7 @@ import shutil
 import pytest
 
 from checks import mutation
+from checks.warm_worker import WARM_WORKER_ENV
 from lessons.engine.blanks import learner_spans
 from lessons.engine.stages import STAGES
 
@@ -43,8 +44,9 @@ def test_a_blank_is_mutated_only_inside_its_expression():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("stage", STAGES, ids=lambda s: s.key)
-def test_a_fixed_sample_of_mutants_is_run_and_counted(stage, tmp_path, monkeypatch):
+def test_a_fixed_sample_of_mutants_is_run_and_counted(stage, tmp_path, monkeypatch, warm_worker):
     monkeypatch.setattr(mutation, "EQUIVALENT_FILE", tmp_path / "none.toml")
+    monkeypatch.setenv(WARM_WORKER_ENV, str(warm_worker.socket_path))  # each mutant's worker is forked warm
     score = mutation.score_stage(stage, sample=2, seed=0, log=print)
     assert score.run == 2 and score.found >= 2
     assert sum(len(score.outcomes[k]) for k in ("killed", "timed out", "survived")) == 2, score.outcomes["error"]

@@ -5,7 +5,8 @@
    "not implemented yet — open FILE:LINE" message and no traceback;
 3. every planted beginner mistake (``tests/mistakes/stageN.py``) is caught.
 
-Each run is a fresh ``pytest checks/<stage>`` process, exactly as a learner runs it.
+Each run is a fresh ``pytest checks/<stage>`` process, exactly as a learner runs it; a planted mistake's run
+forks its worker from a warm worker (``checks/warm_worker.py``, proven the same by tests/test_warm_worker.py).
 """
 from __future__ import annotations
 
@@ -63,7 +64,7 @@ def test_every_check_fails_kindly_on_the_pristine_learner_file(key):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("mistake", all_mistakes(), ids=lambda m: f"{m.stage}: {m.name}")
-def test_planted_mistake_is_caught(mistake, tmp_path):
+def test_planted_mistake_is_caught(mistake, tmp_path, warm_worker):
     stage = next(s for s in STAGES if s.key == mistake.stage)
     source = stage.reference_file.read_text()
     assert source.count(mistake.old) == mistake.count, (
@@ -71,7 +72,7 @@ def test_planted_mistake_is_caught(mistake, tmp_path):
         f"expected {mistake.count}: update tests/mistakes/{mistake.stage}.py")
     planted = tmp_path / stage.reference_file.name
     planted.write_text(source.replace(mistake.old, mistake.new))
-    run = run_checks(mistake.stage, lesson_file=planted)
+    run = run_checks(mistake.stage, lesson_file=planted, warm=warm_worker)
     failures = run.failed()
     assert failures, f"no check of {mistake.stage} caught: {mistake.name}\n{run.output[-3000:]}"
     if mistake.caught_by:
