@@ -21,6 +21,7 @@ from dashboard.logic.bench import bench_charts, bench_rows  # noqa: F401 - bench
 from dashboard.logic.charts import loss_chart, runs_loss_chart
 from dashboard.logic.kernel import LessonRef
 from dashboard.logic.runs import training_settings_class
+from dashboard.results import stage4b_methods
 from dashboard.tasks import stage4b as tasks
 from dashboard.ui import demo_mode, friendly, open_results_store, run_task
 from lessons.engine import job_queue, jobs
@@ -106,6 +107,9 @@ def draw(ref: LessonRef, store: Store) -> None:
             st.rerun()
 
     watch(store, active)
+    if "method" in known:  # a trainer that knows full fine-tuning and QLoRA
+        stage4b_methods.draw(store, settings_class(**{key: value for key, value in values.items() if key in known}),
+                             busy=active is not None)
     draw_history(store)
     draw_bench(store)
 

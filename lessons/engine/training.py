@@ -42,6 +42,9 @@ from .speed import (ChunkedLoss, FrozenInBf16, drop_padding, length_grouped_orde
                     speed_up_trainable_tokens, supports_packing, without_right_padding_mask)
 from .constants import END_MARKER
 from .measure import perplexity_from_loss
+from .methods import (FULL_LEARNING_RATE, SAVED_MODEL, check_method, counted_as_weights, final_measurements,
+                      float32_footprint, load_4bit, memory_kind, peak_memory_growth, quantize_4bit,
+                      ready_for_4bit_training, save_full_model, start_memory, train_every_weight)
 from .store import Store
 
 CHECKPOINTS = "checkpoints"   # under output_dir: the Trainer's checkpoint-N folders
@@ -88,6 +91,15 @@ class TrainSettings:
         "help": "compute the output layer and the loss 128 tokens at a time on a CPU (same loss, less memory)"})
     packing: bool = field(default=False, metadata={
         "help": "instead of grouping: a step's recipes end to end in one row, each attending only to itself"})
+    method: str = field(default="lora", metadata={
+        "help": "'lora' (adapter on a frozen base), 'full' (every weight trains) or 'qlora' (LoRA on a 4-bit base)"})
+    full_learning_rate: float = field(default=FULL_LEARNING_RATE, metadata={
+        "help": "peak learning rate instead of learning_rate when method='full' (it moves the pretrained weights)"})
+    stop_rate_prompts: int = field(default=0, metadata={
+        "help": "held-out titles generated from at the end, for the stop rate (0 = skip: stage 5 measures it)"})
+
+    def __post_init__(self):
+        check_method(self.method)
 
 
 def _print(message: str) -> None:
@@ -281,8 +293,10 @@ def _load_model(settings: TrainSettings):
     from .assets import resolve_model_source
 
     source = resolve_model_source(settings.model)
-    _print(f"loading {settings.model or 'the embedded SmolLM2-135M-Instruct'} from {source}")
-    return AutoModelForCausalLM.from_pretrained(source), AutoTokenizer.from_pretrained(source)
+    _print(f"loading {settings.model or 'the embedded SmolLM2-135M-Instruct'} from {source}"
+           + (" in 4-bit" if settings.method == "qlora" else ""))
+    model = load_4bit(source) if settings.method == "qlora" else AutoModelForCausalLM.from_pretrained(source)
+    return model, AutoTokenizer.from_pretrained(source)
 
 
 def _enforce_lab_arguments(args, settings: TrainSettings, *, grouped: bool) -> None:
@@ -328,9 +342,10 @@ def run_training(settings: TrainSettings, *, store: Store, run_id: str, modules:
     Returns:
         The summary, as also saved in the store: ``steps``, ``total_steps``, ``train_loss``,
         ``eval_loss``, ``eval_perplexity``, ``seconds``, ``tokens_per_s``, ``trainable``,
-        ``target_modules``, ``adapter_dir``, ``cancelled``, ``completed``, ... When a ``model`` was
-        passed in, also ``"model"``: that model with its trained LoRA adapter (a ``PeftModel``),
-        which the store never sees.
+        ``target_modules``, ``adapter_dir`` (``model_dir`` for full fine-tuning), ``cancelled``, ``completed``,
+        and for every method the same measurements (``lessons.engine.methods``): ``peak_memory_mb``,
+        ``heldout_perplexity``, ``stop_rate``, ``saved_bytes``, ... When a ``model`` was passed in, also
+        ``"model"``: that model trained (with its LoRA adapter, a ``PeftModel``), which the store never sees.
     """
     from transformers import set_seed
 
@@ -351,7 +366,9 @@ def run_training(settings: TrainSettings, *, store: Store, run_id: str, modules:
                                                  store=store, run_id=run_id, output_dir=output_dir, resume=resume,
                                                  should_stop=should_stop, summary=summary)
         save_and_summarise(settings, stage4b, model, lora_model, tokenizer, trainer, callback, store=store,
-                           run_id=run_id, output_dir=output_dir, summary=summary, started=started)
+                           run_id=run_id, output_dir=output_dir, summary=summary, started=started,
+                           validation=(tokenized["validation"]["input_ids"], splits["validation"]["text"]
+                                       if "text" in splits["validation"].column_names else []))
     except BaseException as error:
         store.update_run(run_id, status="failed", reason=f"{type(error).__name__}: {error}"[:500])
         raise
@@ -422,8 +439,18 @@ def prepare_model(settings: TrainSettings, stage3: ModuleType, splits, model, to
     """
     if (model is None) != (tokenizer is None):
         raise ValueError("pass both model= and tokenizer= (a pair that belongs together), or neither")
+    summary.update(memory_start_mb=start_memory(), memory_kind=memory_kind())  # peak growth from here
+    if settings.method == "qlora":  # the model's size in float32, then in 4-bit: what QLoRA saves
+        from .assets import resolve_model_source
+
+        summary["footprint_float32_bytes"] = int(model.get_memory_footprint() if model is not None
+                                                 else float32_footprint(resolve_model_source(settings.model)))
+        if model is not None:
+            model = quantize_4bit(model)
     if model is None:
         model, tokenizer = _load_model(settings)
+    if settings.method == "qlora":
+        summary["footprint_4bit_bytes"] = int(model.get_memory_footprint())
     tokenizer_report = stage3.configure_tokenizer(tokenizer, model)
     end_init = init_end_from_eos(model, tokenizer) if settings.end_from_eos else None
     tokenized = splits.map(lambda batch: stage3.tokenize_function(batch, tokenizer, settings.max_length),
@@ -459,6 +486,14 @@ def add_lora(settings: TrainSettings, stage4b: ModuleType, model, tokenizer, sum
     adapter (``speed.speed_up_trainable_tokens`` makes that cheap). The layers, the trainable count and the
     attention implementation go into ``summary``.
     """
+    if settings.method == "full":  # no adapter: the model itself trains
+        trainable = train_every_weight(model, stage4b.trainable_parameters)
+        _print(f"full fine-tuning: all {trainable['trainable']:,} parameters train")
+        summary.update(method="full", target_modules=None, trainable=trainable, new_token_rows=None,
+                       attention=getattr(model.config, "_attn_implementation", None))
+        return model
+    if settings.method == "qlora":
+        model = ready_for_4bit_training(model)
     target_modules = list(settings.target_modules or stage4b.attention_modules(model))
     config = stage4b.make_lora_config(settings.rank, settings.alpha, target_modules, settings.dropout)
     new_rows = _new_token_rows(model, tokenizer) if settings.train_new_tokens else None
@@ -469,10 +504,12 @@ def add_lora(settings: TrainSettings, stage4b: ModuleType, model, tokenizer, sum
     attention = getattr(model.config, "_attn_implementation", None)
     lora_model = stage4b.apply_lora(model, config)
     trainable = stage4b.trainable_parameters(lora_model)
+    if settings.method == "qlora":
+        trainable = counted_as_weights(lora_model, trainable)
     _print(f"LoRA r={settings.rank} alpha={settings.alpha} on {target_modules}: "
            f"{trainable['trainable']:,} of {trainable['total']:,} parameters train ({trainable['percent']:.2f} %)")
-    summary.update(target_modules=target_modules, trainable=trainable, new_token_rows=new_rows,
-                   attention=attention)
+    summary.update(method=settings.method, target_modules=target_modules, trainable=trainable,
+                   new_token_rows=new_rows, attention=attention)
     return lora_model
 
 
@@ -484,8 +521,9 @@ def training_arguments(settings: TrainSettings, stage4b: ModuleType, output_dir:
     rows are put in ``speed.length_grouped_order`` and the Trainer keeps that order. Returns
     ``(args, tokenized)``; the precision, the device and the sizes go into ``summary``.
     """
+    learning_rate = settings.full_learning_rate if settings.method == "full" else settings.learning_rate
     args = stage4b.make_training_args(output_dir / CHECKPOINTS, batch_size=settings.batch_size,
-                                      learning_rate=settings.learning_rate, epochs=settings.epochs,
+                                      learning_rate=learning_rate, epochs=settings.epochs,
                                       max_steps=settings.max_steps, eval_every=settings.eval_every,
                                       seed=settings.seed)
     grouped = bool(settings.group_by_length) and not summary["packed"]
@@ -494,7 +532,8 @@ def training_arguments(settings: TrainSettings, stage4b: ModuleType, output_dir:
         lengths = [len(ids) for ids in tokenized["train"]["input_ids"]]
         tokenized["train"] = tokenized["train"].select(
             length_grouped_order(lengths, args.per_device_train_batch_size, settings.seed))
-    summary.update(n_train=len(tokenized["train"]), n_validation=len(tokenized["validation"]), bf16=bool(args.bf16),
+    summary.update(learning_rate=learning_rate,
+                   n_train=len(tokenized["train"]), n_validation=len(tokenized["validation"]), bf16=bool(args.bf16),
                    device=str(args.device), group_by_length=grouped,
                    frozen_in_bf16=bool(args.bf16) and settings.frozen_in_bf16)
     return args, tokenized
@@ -536,19 +575,26 @@ def train_with_callbacks(settings: TrainSettings, stage4b: ModuleType, lora_mode
 
 def save_and_summarise(settings: TrainSettings, stage4b: ModuleType, model, lora_model, tokenizer, trainer,
                        callback, *, store: Store, run_id: str, output_dir: Path, summary: dict,
-                       started: float) -> None:
+                       started: float, validation: tuple[list, list] | None = None) -> None:
     """Stage 4B's ``save_adapter`` (with the tokenizer and the settings), then how the run ended, in the store.
 
     The adapter goes to ``output_dir/adapter`` once at least one step ran, with the tokenizer (stage 5 needs
     the same ``[END]`` id) and ``training_settings.json`` (what was trained, on which base). The summary gets
     the final losses, tokens/s, the padding share and the time; the status becomes "finished" or "cancelled".
+    Full fine-tuning saves the whole model to ``output_dir/model`` instead. A completed run then measures, the
+    same for every method (``methods.final_measurements``): peak memory, held-out perplexity and stop rate on
+    ``validation`` (its token rows and texts), and the bytes saved.
     """
     steps = trainer.state.global_step if trainer else 0
-    adapter_dir = output_dir / ADAPTER
-    saved = stage4b.save_adapter(lora_model, adapter_dir) if steps else None
+    if "memory_start_mb" in summary:
+        summary["peak_memory_mb"] = peak_memory_growth(summary["memory_start_mb"])  # training's peak, not eval's
+    full = settings.method == "full"
+    saved_dir = output_dir / (SAVED_MODEL if full else ADAPTER)
+    saved = ((save_full_model(lora_model, saved_dir) if full else stage4b.save_adapter(lora_model, saved_dir))
+             if steps else None)
     if saved is not None:
-        tokenizer.save_pretrained(adapter_dir)  # with [END]: stage 5 needs the same token ids
-        (adapter_dir / SETTINGS_FILE).write_text(json.dumps(
+        tokenizer.save_pretrained(saved_dir)  # with [END]: stage 5 needs the same token ids
+        (saved_dir / SETTINGS_FILE).write_text(json.dumps(
             {"settings": asdict(settings), "base_model": getattr(model.config, "_name_or_path", ""),
              "steps": steps, "completed": not callback.cancelled}, indent=1, default=str))
     summary.update(steps=steps, total_steps=trainer.state.max_steps if trainer else summary.get("total_steps"),
@@ -559,13 +605,20 @@ def save_and_summarise(settings: TrainSettings, stage4b: ModuleType, model, lora
                                   if callback.batch_tokens["computed"] else None),
                    seconds=time.perf_counter() - started, cancelled=callback.cancelled,
                    completed=bool(trainer) and not callback.cancelled,
-                   adapter_dir=str(adapter_dir) if saved else None,
-                   adapter_bytes=saved["bytes"] if isinstance(saved, dict) else None,
+                   adapter_dir=str(saved_dir) if saved and not full else None,
+                   adapter_bytes=saved["bytes"] if isinstance(saved, dict) and not full else None,
+                   model_dir=str(saved_dir) if saved and full else None,
+                   saved_bytes=saved["bytes"] if isinstance(saved, dict) else None,
                    last_checkpoint=str(last_checkpoint(output_dir) or "") or None)
+    if steps and not callback.cancelled and validation is not None:
+        _print("measuring held-out perplexity and stop rate on the validation recipes")
+        summary.update(final_measurements(lora_model, tokenizer, list(validation[0]), list(validation[1]),
+                                          batch_size=settings.batch_size, prompts=settings.stop_rate_prompts,
+                                          max_new_tokens=settings.max_length))
     status = "cancelled" if callback.cancelled else "finished"
     reason = (f"cancelled at step {steps}; resume continues from the last checkpoint"
               if callback.cancelled else "")
     store.update_run(run_id, status=status, reason=reason, summary=summary)
     _print(f"{status} after {steps} steps in {summary['seconds']:.0f} s; "
            f"train loss {callback.train_loss}, validation loss {callback.eval_loss}"
-           + (f"; adapter in {adapter_dir}" if saved else ""))
+           + (f"; {'model' if full else 'adapter'} in {saved_dir}" if saved else ""))

@@ -69,6 +69,21 @@ through it 128 positions at a time, with the same result.
 ``python -m lessons bench`` measures each piece against the original recipe;
 the dashboard draws it (the figures are in ``docs/benchmarks.md``).
 
+**Full fine-tuning, LoRA, QLoRA.** Stage 4A's way, every weight trains, is *full
+fine-tuning*. It can change anything, so it can fit the recipes most closely, but
+it pays for that: a gradient and two optimizer numbers for each of the 134.5
+million weights, a whole model to save for every experiment, and a learning rate
+far smaller than LoRA's, because each step moves the pretrained weights
+themselves (LoRA's big steps only move a correction that starts at zero).
+*QLoRA* keeps LoRA and shrinks what stays frozen: the base model's layers are
+stored in 4 bits per weight instead of 32 (NF4: 16 levels placed to fit the
+bell-shaped spread of a layer's weights), turned back into numbers to compute
+with as each layer runs. The adapter trains in full precision on top and learns
+around the small rounding errors. The page's comparison trains your settings
+each way and measures them the same way: how much trains, peak memory, speed,
+perplexity and stop rate on the held-out recipes, and what is saved. Read the
+conclusion from your own numbers.
+
 Fill in the TODOs top to bottom, then run ``.venv/bin/python -m pytest checks/stage4b``
 in the project folder.
 """
