@@ -30,6 +30,7 @@ from typing import Callable, Iterator
 
 import pytest
 
+from lessons.engine.blind_rating import BlindPair, pair_id, save_rating
 from lessons.engine.classroom import LEARNER_MODE, SNAPSHOTS_DIR, ClassConfig, init_class, snapshot_path
 from lessons.engine.paths import PROJECT_ROOT
 from lessons.engine.stages import STAGES, content_hash
@@ -56,6 +57,8 @@ class Work:
     stop_rate: float | None = None                          # the fine-tuned model's, a share
     memorised: int | None = None
     favourite: tuple[float, float] | None = None            # temperature, top-p
+    ratings: list[str] = field(default_factory=list)        # stage 5's blind ratings: each pair's winner
+    bleu: tuple[float, float] | None = None                 # base, fine-tuned (stage 5's job, for that run)
     running: bool = False                                   # the training run is still going
 
 
@@ -90,6 +93,11 @@ def write_learner(config: ClassConfig, name: str, work: Work) -> Path:
                 store.save_evaluation("stage5", "base: stop rate", 0.0, run_id=run)
             if work.memorised is not None:
                 store.save_evaluation("stage5", "finetuned: memorised titles", work.memorised, run_id=run)
+            if work.bleu:
+                store.save_evaluation("stage5", "bleu_base", work.bleu[0], run_id=run)
+                store.save_evaluation("stage5", "bleu_after", work.bleu[1], run_id=run)
+        for number, winner in enumerate(work.ratings):
+            rate_blind(store, f"RECIPE: Dish {number}\n", winner)
         if work.favourite:
             store.put_result("stage6", "favourite", {"temperature": work.favourite[0], "top_p": work.favourite[1],
                                                      "text": "RECIPE: Banana Pancakes\nINGREDIENTS: …"})
@@ -97,6 +105,13 @@ def write_learner(config: ClassConfig, name: str, work: Work) -> Path:
         os.chown(path, user.pw_uid, config.group_id)
         os.chmod(path, LEARNER_MODE if path.is_dir() else 0o440 if path.parent.name == SNAPSHOTS_DIR else 0o640)
     return folder
+
+
+def rate_blind(store: Store, prompt: str, winner: str) -> None:
+    """Press the stage 5 button that makes ``winner`` ("finetuned", "base" or "tie") win a pair for ``prompt``."""
+    pair = BlindPair(pair_id("run", prompt, " base", " tuned"), "run", prompt, " base", " tuned")
+    other = "B" if pair.finetuned_is == "A" else "A"
+    save_rating(store, pair, {"finetuned": pair.finetuned_is, "base": other, "tie": "tie"}[winner])
 
 
 @contextmanager
@@ -130,6 +145,7 @@ def work_of(index: int) -> Work:
     if done >= 6:  # past stage 5: evaluated
         work.perplexity = (20.0 + index % 5, 8.0 + (index % 6) / 2)
         work.stop_rate, work.memorised = (index % 4) / 4, index % 3
+        work.bleu, work.ratings = (1.0, 5.0 + index % 4), ["finetuned", "tie", "base"][:1 + index % 3]
     if done >= 7:  # past stage 6: a favourite
         work.favourite = [(0.8, 0.9), (0.7, 0.95), (1.0, 1.0)][index // 9 % 3]
     return work
@@ -152,7 +168,8 @@ def test_the_class_report_has_a_row_per_learner_and_one_self_contained_html_file
         write_learner(config, ada, Work(verified=["stage1"], self_reported=["stage2", "stage3", "stage4a", "stage4b",
                                                                             "stage5"],
                                         failing=["stage6"], losses=[3.0, 2.6, 2.2], perplexity=(21.5, 8.25),
-                                        stop_rate=0.75, memorised=1, favourite=(0.8, 0.9)))
+                                        stop_rate=0.75, memorised=1, favourite=(0.8, 0.9), bleu=(1.0, 7.5),
+                                        ratings=["finetuned", "tie"]))
         write_learner(config, bob, Work(self_reported=["stage1"], failing=["stage2"]))
         squatted = config.folder / cy  # made by dee, named after cy: not cy's, so never read as cy's
         write_learner(config, dee, Work())
@@ -175,6 +192,9 @@ def test_the_class_report_has_a_row_per_learner_and_one_self_contained_html_file
                 rows[ada]["stop rate (%)"], rows[ada]["memorised titles"]) == ("2.2", "21.5", "8.25", "75.0", "1")
         assert (rows[ada]["favourite temperature"], rows[ada]["favourite top_p"], rows[ada]["problem"]) == \
             ("0.8", "0.9", "")
+        assert (rows[ada]["BLEU after"], rows[ada]["blind win rate (%)"], rows[ada]["blind ratings"]) == \
+            ("7.5", "75.0", "2")
+        assert (rows[bob]["blind win rate (%)"], rows[bob]["blind ratings"]) == ("", "0")
         assert rows[bob]["1"] == SELF_REPORTED and rows[bob]["2"] == FAILING and rows[bob]["latest train loss"] == ""
         assert rows[cy]["problem"] == f"it belongs to {dee}, not to {cy}" and rows[cy]["1"] == "not read"
         assert "its store cannot be read" in rows[eve]["problem"] and rows[eve]["verified"] == "0"
@@ -219,6 +239,24 @@ def test_the_class_numbers_come_from_each_learners_newest_run_and_favourite():
     assert classroom.is_favourite(generation, kept) and not classroom.is_favourite(generation, None)
 
 
+def test_the_class_win_rate_pools_every_learners_blind_ratings():
+    from dashboard.logic import classroom
+
+    with a_class(3, letters="lkw") as (config, parent, (ada, bob, cy)):
+        write_learner(config, ada, Work(losses=[3.0], ratings=["finetuned", "finetuned", "tie", "base"],
+                                        bleu=(1.5, 9.25)))
+        write_learner(config, bob, Work(ratings=["base", "tie"]))
+        write_learner(config, cy, Work())
+        summaries = classroom.read_class(config)
+    assert classroom.win_rate_rows(summaries) == [{"learner": ada, "win rate (%)": 62.5, "ratings": 4},
+                                                  {"learner": bob, "win rate (%)": 25.0, "ratings": 2}]
+    pooled = classroom.class_win_rate(summaries)
+    assert (pooled["ratings"], pooled["learners"]) == (6, 2)
+    assert (pooled["finetuned"], pooled["tie"], pooled["base"]) == (2, 2, 2)
+    assert pooled["win_rate"] == 0.5, "(2 wins + 2 ties / 2) / 6 ratings, pooled, not the mean of 62.5 and 25"
+    assert classroom.bleu_rows(summaries) == [{"learner": ada, "BLEU, fine-tuned": 9.25, "BLEU, base": 1.5}]
+
+
 # -- the page, in process ---------------------------------------------------------------------------------
 def test_the_class_page_draws_the_heat_map_and_every_chart_for_an_instructor(monkeypatch):
     from streamlit.testing.v1 import AppTest
@@ -234,7 +272,8 @@ def test_the_class_page_draws_the_heat_map_and_every_chart_for_an_instructor(mon
     assert not at.exception, [e.value for e in at.exception]
     specs = [element.proto.spec for element in at.get("vega_lite_chart")]
     titles = ["Who has done what: 3 learners", "newest run", "newest evaluation: before",
-              "Stop rate", "Memorised titles", "Favourite sampling settings"]
+              "Stop rate", "Memorised titles", "Win rate: each learner", "BLEU against held-out",
+              "Favourite sampling settings"]
     missing = [title for title in titles if not any(title in spec for spec in specs)]
     assert not missing, (missing, [spec[-300:] for spec in specs], [e.value for e in at.caption])
     assert all(name in specs[0] for name in names)

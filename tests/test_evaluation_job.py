@@ -71,6 +71,13 @@ def test_an_evaluation_job_runs_its_phases_in_order_and_keeps_every_measure(trai
         assert result["run"] == run["id"] and result["recipes"] == 2 and len(result["comparisons"]) == 3
         assert set(result["measures"]) == {"base", "finetuned"}
         assert len(store.generations("stage5", "after")) == 3
+        for side in ("base", "after"):
+            for name in ("bleu", "rouge1", "rouge2", "rouge_l"):
+                assert values[f"{name}_{side}"]["run_id"] == run["id"] and values[f"{name}_{side}"]["value"] >= 0
+                assert len(values[f"{name}_{side}"]["details"]["pairs"]) == 2, "one per held-out recipe (of 2)"
+            assert 0 < values[f"ttft_ms_{side}"]["value"] and 0 < values[f"ms_per_token_{side}"]["value"]
+        assert result["overlap"]["recipes"] == 2 and set(result["latency"]) == {"base", "finetuned"}
+        assert result["overlap"]["pairs"][0]["prompt"].startswith("RECIPE: ")
         assert [r["kind"] for r in store.runs()].count("evaluate") == 1
         assert [r["id"] for r in store.runs("train")] == [run["id"]], "an evaluation is not a training run"
 

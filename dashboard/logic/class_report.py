@@ -17,6 +17,7 @@ import csv
 import time
 from pathlib import Path
 
+from lessons.engine.blind_rating import win_rate
 from lessons.engine.classroom import ClassConfig
 from lessons.engine.stages import STAGES
 from lessons.engine.verification import (SNAPSHOT_CHANGED, VERIFICATION_FAILED, VERIFIED, LearnerMarks,
@@ -30,7 +31,7 @@ CSV_NAME = "class.csv"
 HTML_NAME = "class.html"
 HEAT_ROW_PX, HEAT_CELL_PX, HEAT_NAME_PX = 18, 46, 170  # the heat map's row height, cell width, name column
 NUMBER_COLUMNS = ["latest train loss", "perplexity before", "perplexity after", "stop rate (%)", "memorised titles",
-                  "favourite temperature", "favourite top_p"]
+                  "favourite temperature", "favourite top_p", "BLEU after", "blind win rate (%)", "blind ratings"]
 COLUMNS = ["learner", "verified", *[stage.label for stage in STAGES], *NUMBER_COLUMNS, "problem"]
 
 
@@ -44,9 +45,12 @@ def class_rows(summaries: list[LearnerSummary]) -> list[dict]:
         stop, memorised = (classroom.newest_measure(summary, classroom.STOP_RATE),
                            classroom.newest_measure(summary, classroom.MEMORISED))
         favourite = summary.favourite or {}
+        blind = win_rate(summary.ratings)
         numbers = [_rounded(classroom.latest_train_loss(summary)), _rounded(before), _rounded(after),
                    None if stop is None else round(100 * stop, 1), None if memorised is None else int(memorised),
-                   favourite.get("temperature"), favourite.get("top_p")]
+                   favourite.get("temperature"), favourite.get("top_p"),
+                   _rounded(classroom.newest_measure(summary, "bleu_after")),
+                   None if blind["win_rate"] is None else round(100 * blind["win_rate"], 1), blind["ratings"]]
         row.update(zip(NUMBER_COLUMNS, numbers), problem=problem)
         if not summary.readable:
             row.update({stage.label: classroom.NOT_READ for stage in STAGES})

@@ -11,7 +11,8 @@ instructors' group reads. This module reads those stores for the Class page and
 * each stage's mark (verified, self-reported only, …) comes from
   ``lessons.engine.verification.class_marks``;
 * the rest (training runs and their losses, stage 5's perplexities and measures,
-  the stage 6 favourite sampling settings) from each store, opened read-only.
+  the blind ratings of stage 5's pairs, the stage 6 favourite sampling settings)
+  from each store, opened read-only.
 
 The charts are Altair charts built from plain rows, so tests read their spec;
 the page only calls ``st.altair_chart``.
@@ -25,6 +26,7 @@ from pathlib import Path
 import altair as alt
 import pandas as pd
 
+from lessons.engine.blind_rating import saved_ratings, win_rate
 from lessons.engine.classroom import ClassConfig
 from lessons.engine.stages import STAGES
 from lessons.engine.store import Store
@@ -106,6 +108,7 @@ class LearnerSummary:
     runs: list[dict] = field(default_factory=list)         # training runs, oldest first, each with its "metrics"
     evaluations: list[dict] = field(default_factory=list)  # stage 5's evaluations, oldest first
     favourite: dict | None = None                          # stage 6: {"temperature", "top_p", "text"}
+    ratings: dict = field(default_factory=dict)            # stage 5's blind ratings: pair id -> {"winner", ...}
     active_runs: int = 0                                   # runs of any kind still queued or running
 
     @property
@@ -147,9 +150,11 @@ def read_learner(marks: LearnerMarks) -> LearnerSummary:
             summary.evaluations = store.evaluations("stage5")
             favourite = store.result("stage6", "favourite")
             summary.favourite = favourite if isinstance(favourite, dict) else None
+            summary.ratings = saved_ratings(store)
     except Exception as error:  # noqa: BLE001 - one unreadable store must not hide the class
         summary.error = f"its store cannot be read: {type(error).__name__}: {error}"
         summary.runs, summary.evaluations, summary.favourite, summary.active_runs = [], [], None, 0
+        summary.ratings = {}
     return summary
 
 
@@ -262,6 +267,37 @@ def measure_rows(summaries: list[LearnerSummary]) -> list[dict]:
             continue
         rows.append({"learner": summary.learner, "stop rate (%)": None if stop is None else round(100 * stop, 1),
                      "memorised titles": None if memorised is None else int(memorised)})
+    return rows
+
+
+def win_rate_rows(summaries: list[LearnerSummary]) -> list[dict]:
+    """Each learner who rated blind pairs: the fine-tuned model's win rate (per cent, a tie half) and how many."""
+    rows = []
+    for summary in summaries:
+        stats = win_rate(summary.ratings)
+        if stats["ratings"]:
+            rows.append({"learner": summary.learner, "win rate (%)": round(100 * stats["win_rate"], 1),
+                         "ratings": stats["ratings"]})
+    return rows
+
+
+def class_win_rate(summaries: list[LearnerSummary]) -> dict:
+    """The class's win rate, every learner's ratings pooled (a learner with more ratings weighs more), with how
+    many learners it rests on: ``win_rate``'s counts plus ``"learners"``."""
+    pooled = [rating for summary in summaries for rating in summary.ratings.values()]
+    return {**win_rate(pooled), "learners": sum(bool(summary.ratings) for summary in summaries)}
+
+
+def bleu_rows(summaries: list[LearnerSummary]) -> list[dict]:
+    """Each evaluated learner's newest BLEU against held-out recipes, base and fine-tuned."""
+    rows = []
+    for summary in summaries:
+        after = next((e for e in reversed(summary.evaluations)
+                      if e["name"] == "bleu_after" and _finite(e["value"]) is not None), None)
+        if after is not None:
+            base = newest_measure(summary, "bleu_base", run_id=after["run_id"])
+            rows.append({"learner": summary.learner, "BLEU, fine-tuned": round(float(after["value"]), 2),
+                         "BLEU, base": None if base is None else round(base, 2)})
     return rows
 
 

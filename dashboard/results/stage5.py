@@ -6,19 +6,21 @@ learner's ``load_finetuned``, ``perplexity``, ``compare_models``,
 on a finished training run's adapter and held-out recipes from that run's own
 split. It takes minutes, so the page shows its phase and can be closed; what it
 measures goes to the store (evaluations ``perplexity_before``/``perplexity_after``,
-generations ``stage5/after``) and the page draws from the store, so the numbers
-stay after a reload and the Class page can chart them.
+generations ``stage5/after``, BLEU/ROUGE and latency as ``bleu_base``, ``ttft_ms_after``, ...)
+and the page draws from the store, so the numbers stay after a reload and the Class page can chart them.
+The blind evaluation's ratings are saved the moment a button is pressed (``lessons.engine.blind_rating``).
 """
 from __future__ import annotations
 
 import streamlit as st
 
-from dashboard.logic import stage_data
+from dashboard.logic import beyond, stage_data
 from dashboard.logic.charts import bar_chart
 from dashboard.logic.kernel import LessonRef
 from dashboard.results.stage4b import POLL_SECONDS
 from dashboard.ui import adapter_dir, demo_mode, finetuned_choices, open_results_store
 from lessons.engine import jobs
+from lessons.engine.blind_rating import CHOICES, BlindPair, blind_pairs, save_rating, saved_ratings, win_rate
 from lessons.engine.evaluation import EVALUATION_PHASES, side_text, start_evaluation
 from lessons.engine.store import Store
 
@@ -62,6 +64,67 @@ def draw_evaluation_job(job: dict | None) -> None:
     live()
 
 
+def rate(pair: BlindPair, choice: str) -> None:
+    """A rating button's action: keep the rating at once, before the page redraws."""
+    with open_results_store() as store:
+        save_rating(store, pair, choice)
+
+
+def draw_blind_evaluation(pairs: list[BlindPair], store: Store) -> None:
+    """The pairs as A and B with three buttons each; a rated pair names its models; the win rate under them."""
+    st.markdown("#### Blind evaluation: which recipe is better?")
+    st.markdown(beyond.BLIND_TEXT)
+    ratings = saved_ratings(store)
+    labels = dict(zip(CHOICES, ("A is better", "B is better", "Tie")))
+    for number, pair in enumerate(pairs, 1):
+        rating = ratings.get(pair.pair_id)
+        with st.container(border=True, key=f"stage5_pair_{pair.pair_id}"):  # the key: a page test finds this pair
+            st.markdown(f"**Pair {number} of {len(pairs)}** · prompt `{(pair.prompt.splitlines() or [''])[0]}`")
+            left, right = st.columns(2)
+            for column, letter, text in ((left, "A", pair.a), (right, "B", pair.b)):
+                model = "fine-tuned" if letter == pair.finetuned_is else "base"
+                column.caption(f"{letter} — {model}" if rating else letter)
+                column.code(pair.prompt + text, language="text", wrap_lines=True)
+            buttons = st.columns(len(CHOICES))
+            for column, choice in zip(buttons, CHOICES):
+                chosen = rating is not None and rating["choice"] == choice
+                column.button(labels[choice], key=f"stage5_rate_{pair.pair_id}_{choice}", on_click=rate,
+                              args=(pair, choice), type="primary" if chosen else "secondary", width="stretch")
+            if rating:
+                st.caption(f"You rated: {labels[rating['choice']]}. Revealed: {pair.finetuned_is} was the fine-tuned "
+                           f"model, {'B' if pair.finetuned_is == 'A' else 'A'} the base model.")
+    shown = {pair.pair_id for pair in pairs}
+    stats = win_rate({key: value for key, value in ratings.items() if key in shown})
+    st.markdown(f"**Rated {stats['ratings']} of {len(pairs)} pairs.** {beyond.win_rate_sentence(stats)}")
+    if stats["ratings"]:
+        st.altair_chart(bar_chart(beyond.win_rate_rows(stats), x="outcome", y="ratings",
+                                  title="Your blind ratings of this evaluation's pairs"), width="stretch")
+    earlier = len(ratings) - stats["ratings"]
+    if earlier:
+        everything = win_rate(ratings)
+        st.caption(f"With your {earlier} ratings of earlier evaluations: {everything['ratings']} ratings, a win rate "
+                   f"of {100 * everything['win_rate']:.0f} % (what the Class page pools).")
+
+
+def draw_overlap_and_latency(result: dict) -> None:
+    """BLEU/ROUGE base vs fine-tuned, then latency base vs fine-tuned, each a chart with what it can say."""
+    overlap = beyond.overlap_rows(result)
+    if overlap:
+        recipes = (result.get("overlap") or {}).get("recipes", 0)
+        st.markdown("#### Word overlap with held-out recipes (BLEU, ROUGE)")
+        st.altair_chart(bar_chart(overlap, x="measure", y="score", colour="model", grouped=True,
+                                  title=f"Overlap with {recipes} held-out recipes (higher: more words in common)"),
+                        width="stretch")
+        st.markdown(beyond.OVERLAP_TEXT)
+    timing = beyond.latency_rows(result)
+    if timing:
+        st.markdown("#### Latency: how long a person waits")
+        st.altair_chart(bar_chart(timing, x="measure", y="ms", colour="model", grouped=True,
+                                  title="Latency, base vs fine-tuned (lower is faster)"), width="stretch")
+        st.caption(beyond.latency_caption(result))
+        st.markdown(beyond.LATENCY_TEXT)
+
+
 def draw(ref: LessonRef, store: Store) -> None:
     runs = {run["id"]: run for run in store.runs("train")}
     choices = finetuned_choices(store)
@@ -100,15 +163,24 @@ def draw(ref: LessonRef, store: Store) -> None:
     result = store.result("stage5", "evaluation")
     if not result:
         return
+    pairs = blind_pairs(result)
+    if pairs:
+        draw_blind_evaluation(pairs, store)
+    draw_overlap_and_latency(result)
     recipes = f" on {result['recipes']} held-out recipes" if result.get("recipes") else ""
     st.markdown(f"#### Side by side (run `{result['run']}`{recipes})")
-    for comparison in result.get("comparisons", []):
-        st.markdown(f"**Prompt** `{comparison['prompt'].splitlines()[0]}`")
-        left, right = st.columns(2)
-        left.caption("base" + stage_data.stop_note(comparison, "base"))
-        left.code(comparison["prompt"] + side_text(comparison, "base"), language="text", wrap_lines=True)
-        right.caption("fine-tuned" + stage_data.stop_note(comparison, "finetuned"))
-        right.code(comparison["prompt"] + side_text(comparison, "finetuned"), language="text", wrap_lines=True)
+    rated = set(saved_ratings(store))
+    unrated = [pair for pair in pairs if pair.pair_id not in rated]
+    with st.expander("The three prompts with the models named" + (
+            f" (this tells the answers of blind pairs: {len(unrated)} still to rate above)" if unrated else ""),
+            expanded=not unrated):
+        for comparison in result.get("comparisons", []):
+            st.markdown(f"**Prompt** `{comparison['prompt'].splitlines()[0]}`")
+            left, right = st.columns(2)
+            left.caption("base" + stage_data.stop_note(comparison, "base"))
+            left.code(comparison["prompt"] + side_text(comparison, "base"), language="text", wrap_lines=True)
+            right.caption("fine-tuned" + stage_data.stop_note(comparison, "finetuned"))
+            right.code(comparison["prompt"] + side_text(comparison, "finetuned"), language="text", wrap_lines=True)
     measures = result.get("measures") or {}
     if measures:
         st.markdown("#### Beyond perplexity")

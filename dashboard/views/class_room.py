@@ -99,6 +99,28 @@ def class_now() -> None:
     else:
         st.caption("No stop rates or memorised titles yet (the stage 5 evaluation measures them).")
 
+    st.subheader("Blind evaluation and word overlap")
+    pooled, bleu = classroom.class_win_rate(summaries), classroom.bleu_rows(summaries)
+    left, right = st.columns(2)
+    if pooled["ratings"]:
+        left.markdown(f"**Class win rate of the fine-tuned model: {100 * pooled['win_rate']:.0f} %**, pooled over "
+                      f"{pooled['ratings']} blind ratings from {pooled['learners']} learners (won "
+                      f"{pooled['finetuned']}, lost {pooled['base']}, tied {pooled['tie']}; a tie counts as half a "
+                      "win, 50 % is a coin flip).")
+        left.altair_chart(classroom.measure_chart(classroom.win_rate_rows(summaries), measure="win rate (%)",
+                                                  learners=learners, layout=layout,
+                                                  title="Win rate: each learner's blind ratings"), width="stretch")
+    else:
+        left.caption("No blind ratings yet: on the stage 5 page, after an evaluation, a learner rates pairs A/B.")
+    if bleu:
+        right.markdown("BLEU of each learner's fine-tuned model against held-out recipes (word overlap, 0–100: "
+                       "*sounds like* the real recipe, not *is* a good one).")
+        right.altair_chart(classroom.measure_chart(bleu, measure="BLEU, fine-tuned", learners=learners,
+                                                   layout=layout, title="BLEU against held-out recipes"),
+                           width="stretch")
+    else:
+        right.caption("No BLEU yet (the stage 5 evaluation measures it).")
+
     st.subheader("Favourite sampling settings")
     favourites = classroom.favourite_rows(summaries)
     if favourites:

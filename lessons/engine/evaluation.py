@@ -22,7 +22,8 @@ EVALUATION_STAGES = ("stage1", "stage2", "stage3", "stage5")  # the stages whose
 SIDE_PROMPTS = 3   # stage 1's BEFORE_PROMPTS: three recipe titles
 EVALUATION_PHASES = ("loading the models", "perplexity before (base)", "perplexity after (fine-tuned)",
                      *(f"side by side {n} of {SIDE_PROMPTS}" for n in range(1, SIDE_PROMPTS + 1)),
-                     "measures beyond perplexity: base", "measures beyond perplexity: fine-tuned")
+                     "measures beyond perplexity: base", "measures beyond perplexity: fine-tuned",
+                     "BLEU and ROUGE against held-out recipes", "latency: base and fine-tuned")
 
 
 def side_text(comparison: dict, side: str) -> str:
@@ -32,7 +33,8 @@ def side_text(comparison: dict, side: str) -> str:
 
 
 def evaluate_run(modules: dict[str, ModuleType], run: dict, *, adapter: str | Path, eval_recipes: int,
-                 side_by_side: dict, progress: Callable[[int, str], None] = lambda done, phase: None,
+                 side_by_side: dict, beyond: dict | None = None,
+                 progress: Callable[[int, str], None] = lambda done, phase: None,
                  should_stop: Callable[[], bool] = lambda: False) -> dict | None:
     """Measure one finished run with the stage modules in ``modules``; None when ``should_stop`` asked to stop.
 
@@ -43,17 +45,25 @@ def evaluate_run(modules: dict[str, ModuleType], run: dict, *, adapter: str | Pa
         adapter: the run's saved adapter folder (with its tokenizer, which has ``[END]``); the run's own
             splits lie beside it (``training.keep_splits``).
         eval_recipes: held-out recipes for perplexity (the first of the run's validation split).
-        side_by_side: ``compare_models``'s settings (max_new_tokens, temperature, top_p, seed).
+        side_by_side: ``compare_models``'s settings (max_new_tokens, temperature, top_p, seed); the BLEU/ROUGE
+            generations use them too.
+        beyond: ``beyond.BeyondSettings`` as a dict (held-out recipes for BLEU/ROUGE, latency's tokens and runs);
+            None for ``BeyondSettings.for_device``: small sizes on a CPU, real ones on a GPU.
 
     Returns:
         ``{"result", "evaluations": [{"name", "value", "details"}], "generations": [{"prompt", "text"}]}``.
     """
+    from .beyond import BeyondSettings
+    from .measure import training_device
     from .trained import base_for, run_tokenizer
     from .training import saved_splits
 
     stage1, stage2, stage3, stage5 = (modules[key] for key in EVALUATION_STAGES)
     config = run.get("config") or {}
     phases = iter(enumerate(EVALUATION_PHASES))
+    # sized where the job runs (a Slurm job may have the GPU the dashboard's server lacks)
+    on_gpu = training_device().type == "cuda"
+    beyond_settings = BeyondSettings(**beyond) if beyond else BeyondSettings.for_device(on_gpu)
 
     def next_phase() -> bool:
         done, phase = next(phases)
@@ -72,7 +82,7 @@ def evaluate_run(modules: dict[str, ModuleType], run: dict, *, adapter: str | Pa
     max_length = int(config.get("max_length", 256))
     tokenized = held_out.map(lambda batch: stage3.tokenize_function(batch, tokenizer, max_length), batched=True,
                              remove_columns=held_out.column_names)
-    base = base_for(tokenizer, config.get("model") or None)
+    base = base_for(tokenizer, config.get("model") or None).to(training_device())  # a GPU where there is one
     finetuned = stage5.load_finetuned(base, Path(adapter))  # the learner's function, on the engine's base
     try:
         if not next_phase():
@@ -105,13 +115,68 @@ def evaluate_run(modules: dict[str, ModuleType], run: dict, *, adapter: str | Pa
             }.items()}
             evaluations += [{"name": f"{side}: {name}", "value": value, "details": None}
                             for name, value in measures[side].items()]
+        if not next_phase():
+            return None
+        overlap = _overlap(stage5, base, finetuned, tokenizer, splits["validation"], beyond_settings, side_by_side)
+        if not next_phase():
+            return None
+        timing = _latency(base, finetuned, tokenizer, prompts[0], beyond_settings)
+        evaluations += _beyond_evaluations(overlap, timing)
         result = {"run": run["id"], "perplexity_before": before, "perplexity_after": after, "recipes": len(held_out),
-                  "comparisons": comparisons, "measures": measures}
+                  "comparisons": comparisons, "measures": measures, "overlap": overlap, "latency": timing}
         generations = [{"prompt": c["prompt"], "text": side_text(c, "finetuned")} for c in comparisons]
         return {"result": result, "evaluations": evaluations, "generations": generations}
     finally:
         del base, finetuned
         gc.collect()
+
+
+def _overlap(stage5: ModuleType, base, finetuned, tokenizer, validation, settings, side_by_side: dict) -> dict:
+    """Both models continue the start of held-out recipes (the learner's ``compare_models``); BLEU/ROUGE of each
+    against the rest of its recipe."""
+    from .beyond import heldout_prompt, overlap_scores
+
+    recipes = list(validation.select(range(min(settings.overlap_recipes, len(validation))))["text"])
+    pairs = []
+    for text in recipes:
+        prompt, reference = heldout_prompt(text)
+        compared = plain(stage5.compare_models(prompt, base, finetuned, tokenizer, **side_by_side))
+        pairs.append({"prompt": prompt, "reference": reference, "base": side_text(compared, "base"),
+                      "finetuned": side_text(compared, "finetuned")})
+    scores = {side: overlap_scores([pair[side] for pair in pairs], [pair["reference"] for pair in pairs])
+              for side in ("base", "finetuned")}
+    for index, pair in enumerate(pairs):
+        pair["scores"] = {side: scores[side]["per_pair"][index] for side in scores}
+    return {"recipes": len(pairs), "pairs": pairs,
+            **{side: {key: value for key, value in scores[side].items() if key != "per_pair"} for side in scores}}
+
+
+def _latency(base, finetuned, tokenizer, prompt: str, settings) -> dict:
+    """Time to first token and ms per token of both models, on the same prompt with the same greedy settings,
+    their runs interleaved so that a change in the machine's load slows both alike."""
+    from .beyond import latency_side_by_side
+
+    return latency_side_by_side({"base": base, "finetuned": finetuned}, tokenizer, prompt,
+                                new_tokens=settings.latency_new_tokens, runs=settings.latency_runs)
+
+
+BEYOND_NAMES = {"bleu": "bleu", "rouge1": "rouge1", "rouge2": "rouge2", "rougeL": "rouge_l"}  # result key → name
+SIDE_SUFFIX = {"base": "base", "finetuned": "after"}  # evaluation names end in _base or _after
+
+
+def _beyond_evaluations(overlap: dict, timing: dict) -> list[dict]:
+    """``bleu_base``, ``rouge_l_after``, ``ttft_ms_base``, ``ms_per_token_after``, ... as evaluations."""
+    evaluations = []
+    for side, suffix in SIDE_SUFFIX.items():
+        evaluations += [{"name": f"{name}_{suffix}", "value": float(overlap[side][key]),
+                         "details": {"recipes": overlap["recipes"],
+                                     "pairs": [{"prompt": p["prompt"], "text": p[side], "reference": p["reference"],
+                                                "score": p["scores"][side][key]} for p in overlap["pairs"]]}}
+                        for key, name in BEYOND_NAMES.items()]
+        evaluations += [{"name": f"{name}_{suffix}", "value": float(timing[side][name]),
+                         "details": {key: timing[side][key] for key in ("new_tokens", "runs", "device", "samples")}}
+                        for name in ("ttft_ms", "ms_per_token")]
+    return evaluations
 
 
 def record_evaluation(store: Store, run_id: str, measured: dict, side_by_side: dict) -> None:
@@ -127,7 +192,7 @@ def record_evaluation(store: Store, run_id: str, measured: dict, side_by_side: d
 
 # -- the background job ---------------------------------------------------------------------------
 def start_evaluation(run: dict, adapter: str | Path, *, reference: bool, store: Store, eval_recipes: int,
-                     side_by_side: dict) -> str:
+                     side_by_side: dict, beyond: dict | None = None) -> str:
     """Queue the evaluation of the finished training ``run`` and start its process; return its id at once.
 
     It is a run of kind ``"evaluate"`` in the store, watched, cancelled and explained like a training
@@ -136,7 +201,8 @@ def start_evaluation(run: dict, adapter: str | Path, *, reference: bool, store: 
     from . import jobs
 
     config = {"target_run": run["id"], "adapter": str(adapter), "reference": bool(reference),
-              "eval_recipes": int(eval_recipes), "side_by_side": dict(side_by_side)}
+              "eval_recipes": int(eval_recipes), "side_by_side": dict(side_by_side),
+              "beyond": dict(beyond) if beyond else None}
     run_id = store.start_run("evaluate", config, name=f"evaluate {run['id']}", status="queued")
     store.update_run(run_id, summary={"total_steps": len(EVALUATION_PHASES)}, checkpoint_dir=str(jobs.run_dir(run_id)))
     jobs.submit_job(run_id, store, resume=False, job="evaluate")
@@ -171,7 +237,7 @@ def _evaluate(run_id: str, config: dict, target: dict, store: Store) -> int:
     try:
         modules = {key: load_stage_module(key, reference=config["reference"]) for key in EVALUATION_STAGES}
         measured = evaluate_run(modules, target, adapter=config["adapter"], eval_recipes=config["eval_recipes"],
-                                side_by_side=config["side_by_side"], progress=progress,
+                                side_by_side=config["side_by_side"], beyond=config.get("beyond"), progress=progress,
                                 should_stop=lambda: jobs.cancel_requested(run_id))
     except BaseException as error:  # noqa: BLE001 - whatever happened, the run says why it ended
         traceback.print_exc()
