@@ -122,9 +122,12 @@ def class_page_listed() -> bool:
 class_page = st.Page("views/class_room.py", title="Class", icon="🧑‍🏫", url_path="class",
                      visibility="visible" if class_page_listed() else "hidden")
 sections = {"LoRA Kitchen": [st.Page("views/home.py", title="Home", icon="🏠", default=True)], "Stages": stage_pages}
+sections["LoRA Kitchen"].append(st.Page("views/experiments.py", title="Experiments", icon="🧪",
+                                        url_path="experiments"))
 if class_page.visibility == "visible":
     sections["Instructor"] = [class_page]
 else:
     sections["LoRA Kitchen"].append(class_page)
+sections["Try it"] = [st.Page("views/chat.py", title="Chat", icon="💬", url_path="chat")]
 navigation = st.navigation(sections)
 navigation.run()

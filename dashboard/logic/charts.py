@@ -114,10 +114,15 @@ def loss_chart(metrics: Iterable[dict], *, title: str = "Training and validation
     return line.properties(height=300, title=title)
 
 
-def runs_loss_chart(rows: list[dict], *, colour: str = "run", title: str = "Loss curves") -> alt.Chart:
-    """Several runs' loss curves on one chart: rows with step, loss, split and a ``colour`` field."""
+def runs_loss_chart(rows: list[dict], *, colour: str = "run", title: str = "Loss curves",
+                    points: bool = False) -> alt.Chart:
+    """Several runs' loss curves on one chart: rows with step, loss, split and a ``colour`` field.
+
+    ``points`` marks every logged loss too (a validation loss logged once is a point, not a line); default off.
+    """
     frame = pd.DataFrame(rows, columns=sorted({"step", "loss", "split", colour} | set(rows[0] if rows else ())))
-    return alt.Chart(frame).mark_line().encode(
+    mark = alt.Chart(frame).mark_line(point=alt.OverlayMarkDef(size=25)) if points else alt.Chart(frame).mark_line()
+    return mark.encode(
         x=alt.X("step:Q", title="optimizer step", axis=STEP_AXIS), y=alt.Y("loss:Q", scale=alt.Scale(zero=False)),
         color=alt.Color(f"{colour}:N"), strokeDash=alt.StrokeDash("split:N"),
         tooltip=[f"{colour}:N", "split:N", "step:Q", alt.Tooltip("loss:Q", format=".3f")],

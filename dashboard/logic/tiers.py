@@ -27,7 +27,7 @@ TIER_BLURBS = {
     "exceptional": "You took it to your own data, and compared it with the recipe model.",
 }
 # The settings whose effect the excellent tier asks the learner to try (a TrainSettings field each).
-EXPERIMENT_SETTINGS = {"epochs": "epochs", "rank": "LoRA rank", "n_recipes": "data size"}
+EXPERIMENT_SETTINGS = {"epochs": "epochs", "rank": "LoRA rank", "alpha": "LoRA alpha", "n_recipes": "data size"}
 CORE_STAGES = ["stage1", "stage2", "stage3", "stage4a", "stage4b", "stage5"]
 ALL_STAGES = [stage.key for stage in STAGES]
 # Where a training run's data came from when it was the recipes (anything else is the learner's own data).
@@ -63,8 +63,8 @@ CRITERIA: list[Criterion] = [
               "runs_finished", {"count": 3}),
     Criterion("excellent", "vary-epochs", "Runs that differ in the number of epochs",
               "runs_vary", {"setting": "epochs"}),
-    Criterion("excellent", "vary-rank", "Runs that differ in LoRA rank",
-              "runs_vary", {"setting": "rank"}),
+    Criterion("excellent", "vary-rank", "Runs that differ in LoRA rank or alpha",
+              "runs_vary", {"setting": "rank", "also": ["alpha"]}),
     Criterion("excellent", "vary-data", "Runs that differ in data size (number of recipes)",
               "runs_vary", {"setting": "n_recipes"}),
     # exceptional
@@ -114,11 +114,39 @@ def rule_runs_finished(evidence: Evidence, *, count: int) -> tuple[bool, str]:
     return (len(evidence.runs) >= count, f"{len(evidence.runs)} finished")
 
 
-def rule_runs_vary(evidence: Evidence, *, setting: str) -> tuple[bool, str]:
-    values = sorted({str((run["config"] or {}).get(setting)) for run in evidence.runs
-                     if (run["config"] or {}).get(setting) is not None})
-    name = EXPERIMENT_SETTINGS.get(setting, setting)
-    return (len(values) >= 2, f"{name}: {', '.join(values)}" if values else f"no finished runs to compare {name}")
+def experiment_value(run: dict, setting: str) -> Any:
+    """The value of ``setting`` that shaped ``run``, or None when it did not.
+
+    Epochs matter only when the run trained its epochs (``max_steps`` unset or ≤ 0: a step limit
+    overrides them), and the recipe count only for a run on the recipes (stage 7's runs train on the
+    learner's own file).
+    """
+    config = run["config"] or {}
+    if setting == "epochs" and int(config.get("max_steps") or -1) > 0:
+        return None
+    if setting == "n_recipes" and is_own_dataset_run(run):
+        return None
+    return config.get(setting)
+
+
+def rule_runs_vary(evidence: Evidence, *, setting: str, also: list[str] = ()) -> tuple[bool, str]:
+    """Met when finished runs differ in ``setting`` (or in one of ``also``, its companions: alpha beside rank)."""
+    found = {}
+    for name in (setting, *also):
+        found[name] = sorted({str(value) for run in evidence.runs
+                              if (value := experiment_value(run, name)) is not None}, key=_natural)
+    said = [f"{EXPERIMENT_SETTINGS.get(name, name)}: {', '.join(values)}" for name, values in found.items() if values]
+    label = EXPERIMENT_SETTINGS.get(setting, setting)
+    return (any(len(values) >= 2 for values in found.values()),
+            " · ".join(said) if said else f"no finished runs to compare {label}")
+
+
+def _natural(text: str) -> tuple:
+    """Numbers in numeric order (2 before 16), anything else after them."""
+    try:
+        return (0, float(text), text)
+    except ValueError:
+        return (1, 0.0, text)
 
 
 def rule_evaluations(evidence: Evidence, *, stage: str, contains: str, count: int) -> tuple[bool, str]:
