@@ -90,3 +90,32 @@ def test_tokenization_examples_come_from_the_given_tokenizer(store):
     end_row = page[page.index("<td>[END]</td>"):].split("</tr>")[0]
     assert "<td>1</td>" in end_row, "[END] is one token, as stage 3 teaches, not 3 pieces: " + end_row
     assert "[END]" not in tokenizer.get_vocab(), "the tokenizer given is not changed"
+
+
+def test_the_report_has_bleu_rouge_latency_and_the_blind_win_rate(store):
+    from lessons.engine.blind_rating import blind_pairs, save_rating
+
+    timing = {"ttft_ms": 41.5, "ms_per_token": 30.25, "total_ms": 980.0, "new_tokens": 32, "runs": 3, "device": "cpu"}
+    result = {"run": "run-1", "comparisons": [
+        {"prompt": "RECIPE: Toast\n", "base": " bread bread", "finetuned": " 2 slices bread\n[END]"},
+        {"prompt": "RECIPE: Soup\n", "base": " soup soup", "finetuned": " water; salt\n[END]"}],
+        "overlap": {"recipes": 2, "pairs": [], "base": {"bleu": 0.75, "rouge1": 0.1, "rouge2": 0.0, "rougeL": 0.08},
+                    "finetuned": {"bleu": 11.5, "rouge1": 0.42, "rouge2": 0.2, "rougeL": 0.33}},
+        "latency": {"base": timing, "finetuned": {**timing, "ms_per_token": 33.5}}}
+    store.put_result("stage5", "evaluation", result)
+    first, second = blind_pairs(result)
+    save_rating(store, first, first.finetuned_is)  # the fine-tuned text wins one
+    save_rating(store, second, "tie")
+    page = build_report_html(store)
+    section = page.split("<h2>Beyond perplexity: overlap, latency, blind rating</h2>", 1)[1].split("<h2>", 1)[0]
+    assert "against 2 held-out recipes" in section and "<td>11.5</td>" in section and "<td>42</td>" in section, \
+        "BLEU as it is, ROUGE-1 × 100"
+    assert "<td>33.5</td>" in section and "32 new tokens per generation, median of 3 timed runs" in section
+    assert "won 1, lost 0 and tied 1 of 2 rated pairs: a win rate of 75 %" in section
+
+
+def test_an_empty_store_says_the_beyond_perplexity_measures_are_missing(store):
+    page = build_report_html(store)
+    section = page.split("<h2>Beyond perplexity: overlap, latency, blind rating</h2>", 1)[1].split("<h2>", 1)[0]
+    for part in ("BLEU and ROUGE against held-out recipes", "Latency, base vs fine-tuned", "Your blind ratings"):
+        assert part in section, part

@@ -34,14 +34,17 @@ from lessons.engine.progress import PASSED, all_progress
 from lessons.engine.stages import STAGES
 from lessons.engine.store import Store
 
+from dashboard.logic import method_compare
 from dashboard.logic.questions import QUESTIONS
 
 NOT_DONE = "not done yet"
 # A colour per series, readable on white and in greyscale print (light to dark).
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
 SECTIONS = ["Progress", "Before fine-tuning", "Data cleaning", "Tokenization", "Training runs and loss curves",
-            "Perplexity before and after", "Side-by-side generations", "Sampling experiments",
-            "Your own dataset", "Written answers"]
+            "Full fine-tuning vs LoRA",
+            "Perplexity before and after", "Side-by-side generations", "Beyond perplexity: overlap, latency, blind rating",
+            "Experiments side by side",
+            "Sampling experiments", "Your own dataset", "Chat", "Written answers"]
 TOKENIZER_EXAMPLES = ["RECIPE: Banana Pancakes", "INGREDIENTS: 2 cups flour; 1 tsp baking soda; a pinch of saffron",
                       "[END]"]
 # A long text in a table cell is cut: the report is read, not searched.
@@ -317,6 +320,14 @@ def section_runs(store: Store) -> str:
     return out
 
 
+def section_methods(store: Store) -> str:
+    rows = method_compare.comparison_rows(store)
+    if not rows:
+        return missing("The full fine-tuning vs LoRA comparison (stage 4B page)")
+    sentence = method_compare.conclusion(rows)
+    return (f"<p>{esc(sentence)}</p>" if sentence else "") + table(method_compare.table_rows(rows))
+
+
 def section_perplexity(store: Store) -> str:
     latest: dict[tuple, dict] = {}
     for evaluation in store.evaluations("stage5"):
@@ -361,6 +372,63 @@ def section_side_by_side(store: Store) -> str:
     return out
 
 
+def section_experiments(store: Store) -> str:
+    """The learner's training runs compared: the settings that differ (with what each is), then the results."""
+    from dashboard.logic import experiments
+    from dashboard.logic.runs import training_settings_class
+
+    runs = [run for run in store.runs("train") if not (run.get("config") or {}).get("reference")]
+    if len(runs) < 2:
+        return missing("Two or more of your own training runs to compare (Experiments page)")
+    try:
+        settings_class = training_settings_class()
+    except ImportError:  # the training engine is missing: the settings are read from the runs' configs
+        settings_class = None
+    diff = experiments.settings_diff(runs, settings_class)
+    metrics = {run["id"]: store.metrics(run["id"]) for run in runs}
+    rows = experiments.comparison_rows(runs, metrics, store.evaluations("stage5"))
+    out = "<h4>Settings that differ</h4>" + (table(diff["differ"]) or "<p>None: these runs share every setting.</p>")
+    out += f'<p class="muted">The same in all: {esc(", ".join(diff["same"]))}.</p>'
+    series = {}
+    for row in experiments.loss_overlay_rows(runs, metrics):
+        # The legend is narrow: each line named by the end of its run's id, which the tables show too.
+        name = f"{row['run'].rsplit(' · ', 1)[-1]} {row['split']}"
+        series.setdefault(name, []).append((float(row["step"]), row["loss"]))
+    out += line_chart_svg(series, title="Loss curves of your runs (named by the end of each run's id)")
+    return out + "<h4>Results</h4>" + table(rows)
+
+
+def section_beyond(store: Store) -> str:
+    """BLEU/ROUGE and latency of the newest evaluation, base vs fine-tuned, and the learner's blind win rate."""
+    from dashboard.logic import beyond
+    from lessons.engine.blind_rating import saved_ratings, win_rate
+
+    result = store.result("stage5", "evaluation")
+    result = result if isinstance(result, dict) else None
+    overlap, timing = beyond.overlap_rows(result), beyond.latency_rows(result)
+    out = ""
+    if overlap:
+        recipes = result["overlap"].get("recipes")
+        out += bar_chart_svg([(f"{row['measure']} · {row['model']}", row["score"]) for row in overlap],
+                             title=f"BLEU and ROUGE (× 100) against {recipes} held-out recipes (higher: more words "
+                                   "in common)") + table(overlap)
+        out += ('<p class="muted">Word overlap with one real recipe per title: it rewards sounding like that recipe; '
+                "a correct recipe in other words scores low, and no word count knows whether the food works.</p>")
+    else:
+        out += missing("BLEU and ROUGE against held-out recipes (stage 5 page: Evaluate)")
+    if timing:
+        out += "<h4>Latency</h4>" + table(timing) + f'<p class="muted">{esc(beyond.latency_caption(result))}</p>'
+    else:
+        out += missing("Latency, base vs fine-tuned (stage 5 page: Evaluate)")
+    stats = win_rate(saved_ratings(store))
+    out += "<h4>Blind evaluation</h4>"
+    if stats["ratings"]:
+        out += f"<p>{esc(beyond.win_rate_sentence(stats))}</p>" + table(beyond.win_rate_rows(stats))
+    else:
+        out += missing("Your blind ratings of base vs fine-tuned pairs (stage 5 page)")
+    return out
+
+
 def section_sampling(store: Store) -> str:
     out = ""
     custom = store.generations("stage6", "custom")
@@ -398,6 +466,28 @@ def section_own(store: Store) -> str:
     return out
 
 
+def section_chat(store: Store) -> str:
+    """The chat's saved answers (Chat page), newest first, cleared ones too, at most ``chat.REPORT_EXCHANGES``."""
+    from dashboard.logic import chat
+
+    rows = chat.report_exchanges(store)
+    if not rows:
+        return missing("A conversation with your model (Chat page)")
+    total = len(chat.exchanges(store, include_cleared=True))
+    out = f'<p class="muted">{len(rows)} of your {total} chat answer(s), newest first.</p>'
+    return out + table([_chat_row(row, chat.RECIPE) for row in rows])
+
+
+def _chat_row(row: dict, recipe_kind: str) -> dict:
+    settings = row.get("settings") or {}
+    return {"asked": time.strftime("%Y-%m-%d %H:%M", time.localtime(row["created"])), "model": row["model"],
+            "request": settings.get("request", ""),
+            "answer": row["prompt"] + row["text"] if settings.get("kind") == recipe_kind else row["text"],
+            "settings": f"temperature {settings.get('temperature')}, top-p {settings.get('top_p')}, "
+                        f"limit {settings.get('max_new_tokens')}",
+            "stopped": settings.get("stop_reason", ""), "tokens/s": settings.get("tokens_per_s")}
+
+
 def section_answers(store: Store) -> str:
     answers = store.answers()
     out, unanswered = "", 0
@@ -426,7 +516,9 @@ def build_report_html(store: Store, *, tokenizer=None, title: str = "LoRA Kitche
         title: the document's title.
     """
     builders = [section_progress, section_before, section_data, lambda s: section_tokens(s, tokenizer), section_runs,
-                section_perplexity, section_side_by_side, section_sampling, section_own, section_answers]
+                section_methods,
+                section_perplexity, section_side_by_side, section_beyond, section_experiments, section_sampling, section_own,
+                section_chat, section_answers]
     body = ""
     for name, build in zip(SECTIONS, builders):
         try:
