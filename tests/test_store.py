@@ -53,6 +53,54 @@ def test_a_process_killed_mid_write_leaves_a_whole_store(tmp_path):
             assert count == run[1] == 5
 
 
+KILLED_MID_TRANSACTION = textwrap.dedent("""
+    import sys, time
+    from lessons.engine.store import Store
+    store = Store(sys.argv[1], learner="ada")
+    run = store.runs("train")[0]["id"]
+    conn = store._conn
+    conn.execute("PRAGMA cache_size=2")  # the transaction outgrows the cache: its pages reach the file itself
+    conn.execute("BEGIN IMMEDIATE")
+    conn.executemany("INSERT INTO metrics (run_id, step, split, t) VALUES (?, ?, 'train', 0)",
+                     [(run, step) for step in range(4, 20000)])
+    print("mid-write", flush=True)
+    time.sleep(120)
+""")
+
+
+def test_a_reader_that_may_not_write_reads_the_last_commit_of_a_store_killed_mid_write(tmp_path):
+    """A class store (rollback journal) whose learner was killed mid-transaction: the instructor reads it."""
+    from lessons.engine.store import MIGRATIONS
+    from lessons.engine.store_file import connect
+
+    path = tmp_path / "lab.sqlite"
+    connect(path, read_only=False, migrations=MIGRATIONS, shared=True).close()
+    with Store(path, learner="ada") as store:
+        run_id = store.start_run("train", {"rank": 8})
+        for step in (1, 2, 3):
+            store.log_metric(run_id, step, loss=1.0 / step)
+    writer = subprocess.Popen([sys.executable, "-c", KILLED_MID_TRANSACTION, str(path)], stdout=subprocess.PIPE,
+                              text=True, cwd=os.getcwd())
+    assert writer.stdout.readline().strip() == "mid-write"
+    writer.send_signal(signal.SIGKILL)
+    writer.wait()
+    journal = path.with_name("lab.sqlite-journal")
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as plain:  # what SQLite alone says to such a reader
+        with pytest.raises(sqlite3.OperationalError, match="readonly database"):
+            plain.execute("SELECT count(*) FROM metrics").fetchone()
+    left = (path.read_bytes(), journal.read_bytes())
+
+    with Store(path, learner="ada", read_only=True) as store:
+        assert [m["step"] for m in store.metrics(run_id)] == [1, 2, 3], "the last commit, not the half-written one"
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            store.log_metric(run_id, 4, loss=0.25)
+    assert (path.read_bytes(), journal.read_bytes()) == left, "the learner's files are left for the learner"
+
+    with Store(path, learner="ada") as store:  # the learner's next open rolls their own store back
+        assert [m["step"] for m in store.metrics(run_id)] == [1, 2, 3]
+    assert not journal.exists()
+
+
 def test_wal_mode_lets_a_reader_see_a_writer(tmp_path):
     path = tmp_path / "lab.sqlite"
     writer = Store(path, learner="ada")

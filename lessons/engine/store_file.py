@@ -8,6 +8,12 @@
 * **Migrations are ordered.** ``PRAGMA user_version`` is the schema version;
   an older store is brought up to date step by step, inside one immediate
   transaction (which waits for the busy timeout, unlike a journal-mode change).
+* **A reader gets past a killed writer.** A learner's process killed in the middle
+  of a write leaves a hot journal in a class store (a rollback journal), which
+  only a process that may write the store can roll back; the instructor may only
+  read it. Such a reader copies the store and its journal into a private folder,
+  lets SQLite roll the copy back, and reads the last commit from there; the
+  learner's files stay as they are until the learner's next open rolls them back.
 * **A damaged store is said, not crashed on.** Each process checks a store once
   (``PRAGMA quick_check``) and any later "malformed" error is turned into
   ``StoreDamaged``, whose message says what to run.
@@ -21,6 +27,7 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -71,6 +78,9 @@ def connect(path: Path, *, read_only: bool, migrations: list[Callable[[sqlite3.C
     uri = f"file:{path}?mode=ro" if read_only else f"file:{path}"
     try:
         conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, check_same_thread=False)
+        if read_only and _left_mid_write(conn):
+            conn.close()
+            conn = last_commit_copy(path)
         if path not in _checked:
             found = conn.execute("PRAGMA quick_check").fetchone()[0]
             if found != "ok":
@@ -86,6 +96,54 @@ def connect(path: Path, *, read_only: bool, migrations: list[Callable[[sqlite3.C
             raise StoreDamaged(path, str(error)) from None
         raise
     return conn
+
+
+def _left_mid_write(conn: sqlite3.Connection) -> bool:
+    """True when a killed writer left a hot journal that this read-only connection may not roll back."""
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # the first read looks for a hot journal
+    except sqlite3.OperationalError as error:
+        if getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_READONLY_ROLLBACK:
+            return True
+        raise
+    return False
+
+
+def last_commit_copy(path: Path, *, tries: int = 5) -> sqlite3.Connection:
+    """A read-only connection to ``path`` as of its last commit, for a reader that may not roll back its hot journal.
+
+    The journal, then the store, are copied into a private folder; SQLite rolls the copy back, and the result
+    is read into memory. A copy taken while the owner was rolling back (either file changed meanwhile) is
+    taken again; a journal gone means the owner already rolled back, and the store is read as it is.
+    """
+    journal = path.with_name(path.name + "-journal")
+    for _ in range(tries):
+        before = _file_marks(path, journal)
+        if before is None:
+            return sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S, check_same_thread=False)
+        with tempfile.TemporaryDirectory(prefix="lab-store-") as private:
+            copy = Path(private) / path.name
+            shutil.copyfile(journal, copy.with_name(journal.name))
+            shutil.copyfile(path, copy)
+            if _file_marks(path, journal) != before:
+                continue
+            rolled_back = sqlite3.connect(copy)
+            try:
+                memory = sqlite3.connect(":memory:", check_same_thread=False)
+                rolled_back.backup(memory)  # its first read rolls the copy's hot journal back
+            finally:
+                rolled_back.close()
+        memory.execute("PRAGMA query_only=ON")  # a reader's view: a write would vanish with it, so none is taken
+        return memory
+    raise sqlite3.OperationalError(f"{path} kept changing while it was copied to be read: try again in a moment")
+
+
+def _file_marks(path: Path, journal: Path) -> tuple | None:
+    """Size and change time of the store and its journal; None when the journal is gone."""
+    try:
+        return tuple((stat.st_size, stat.st_mtime_ns) for stat in (path.stat(), journal.stat()))
+    except FileNotFoundError:
+        return None
 
 
 def _create(path: Path, migrations, *, shared: bool = False) -> None:
