@@ -87,6 +87,8 @@ def test_the_table_has_each_runs_losses_and_what_stage5_measured(store):
     store.save_evaluation("stage5", "perplexity_after", 12.5, run_id=evaluated["id"])  # evaluated again: newest wins
     store.save_evaluation("stage5", "finetuned: stop rate", 2 / 3, run_id=evaluated["id"])
     store.save_evaluation("stage5", "base: stop rate", 0.0, run_id=evaluated["id"])
+    store.update_run(evaluated["id"], summary={"n_train": 2816, "n_validation": 313})  # 5,000 asked of 3,129
+    evaluated = store.run(evaluated["id"])
     runs = [evaluated, plain]
     metrics = {run["id"]: store.metrics(run["id"]) for run in runs}
     rows = ex.comparison_rows(runs, metrics, store.evaluations("stage5"))
@@ -97,6 +99,7 @@ def test_the_table_has_each_runs_losses_and_what_stage5_measured(store):
     assert first["tokens per second"] == 902.0 and first["training time (s)"] is not None
     assert (second["status"], second["perplexity after"], second["measured by"]) == ("failed", None, ex.NOT_EVALUATED)
     assert first["measured by"] == ex.BY_STAGE5
+    assert (first["recipes used"], second["recipes used"]) == (3129, None), "what the run counted, not asked for"
 
     bars = ex.quality_rows(rows)
     assert bars == [{"run": first["run"], "measure": "perplexity after (lower is better)", "value": 12.5},
@@ -205,10 +208,10 @@ def test_the_variant_is_queued_with_the_one_setting_changed_and_trains(fake_jobs
 
 
 # -- the excellent tier -------------------------------------------------------------------------------
-def finished(store: Store, **config) -> None:
+def finished(store: Store, summary: dict | None = None, **config) -> None:
     run_id = store.start_run("train", {"epochs": 1, "rank": 8, "alpha": 16, "n_recipes": 400, "max_steps": -1,
                                        "source": "wikibooks", **config})
-    store.update_run(run_id, status="finished")
+    store.update_run(run_id, status="finished", **({"summary": summary} if summary else {}))
 
 
 def judged(store: Store) -> dict:
@@ -233,6 +236,14 @@ def test_alpha_counts_with_rank_and_own_data_runs_do_not_vary_the_recipe_count(s
     assert not judged(store)["vary-data"].met, "a run on your own file did not use 3000 recipes"
     finished(store, n_recipes=1000)
     assert judged(store)["vary-data"].met and judged(store)["vary-data"].evidence == "data size: 400, 1000"
+
+
+def test_data_sizes_count_as_the_recipes_a_run_used_not_the_number_asked_for(store):
+    finished(store, n_recipes=5000, summary={"n_train": 2816, "n_validation": 313})  # the source held 3,129: both used them all
+    finished(store, n_recipes=10000, summary={"n_train": 2816, "n_validation": 313})
+    assert not judged(store)["vary-data"].met, "5,000 and 10,000 asked of 3,129 recipes trained on the same data"
+    finished(store, n_recipes=1000, summary={"n_train": 900, "n_validation": 100})
+    assert judged(store)["vary-data"].met and judged(store)["vary-data"].evidence == "data size: 1000, 3129"
 
 
 def test_demo_runs_never_count_as_experiments(store):

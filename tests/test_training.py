@@ -19,7 +19,8 @@ from lessons.engine.modules import load_stage_module
 from lessons.engine.paths import DATA_DIR
 from lessons.engine.store import Store
 from lessons.engine.tiny import real_tokenizer, tiny_llama
-from lessons.engine.training import ADAPTER, CHECKPOINTS, TrainSettings, last_checkpoint, run_training, saved_splits
+from lessons.engine.training import (ADAPTER, CHECKPOINTS, TrainSettings, last_checkpoint, prepare_data, run_training,
+                                     saved_splits)
 
 STAGES = ("stage2", "stage3", "stage4a", "stage4b")
 N_RECIPES = 8        # 6 train + 2 validation: three batches of 2 make one epoch
@@ -167,6 +168,17 @@ def test_every_stage_runs_from_raw_recipes(modules, store, tmp_path):
     run = store.run(run_id)  # created by run_training, since no one had started it
     assert run["kind"] == "train" and run["status"] == "finished"
     assert run["summary"]["tokenizer"]["end_token"] == "[END]"
+
+
+def test_a_data_size_larger_than_the_source_says_how_many_recipes_the_run_uses(modules, capsys):
+    sample = str(DATA_DIR / "recipenlg_sample.csv")  # 13 rows, some of them too messy to keep
+    splits = prepare_data(tiny_settings(source=sample, n_recipes=500), modules["stage2"])
+    used = len(splits["train"]) + len(splits["validation"])
+    assert 2 <= used < 13
+    assert f"500 recipes asked for, but {sample!r} has {used} usable ones: this run uses all {used}" in \
+        capsys.readouterr().out
+    prepare_data(tiny_settings(source=sample, n_recipes=used), modules["stage2"])
+    assert "asked for" not in capsys.readouterr().out, "a size the source holds is used as asked: no note"
 
 
 def test_a_failure_marks_the_run_failed(modules, store, tmp_path):

@@ -24,6 +24,8 @@ from typing import Any
 from lessons.engine.errors import LabError
 from lessons.engine.store import Store
 
+from .tiers import recipes_used
+
 # Keys of a run's config that are not TrainSettings fields but still change what was trained.
 EXTRA_SETTINGS = {
     "reference": "trained with the reference solutions (demo mode) instead of your own code",
@@ -190,9 +192,10 @@ def _finite(value: Any) -> float | None:
 def comparison_rows(runs: list[dict], metrics: dict[str, list[dict]], evaluations: list[dict]) -> list[dict]:
     """One row per run: how it ended, and its perplexity and stop rate (``None`` where nothing was measured).
 
-    Columns: run, status, steps, final train loss, final validation loss, perplexity after, stop rate
-    (a share, 0 to 1), tokens per second, training time (s: the run's own count, else first to last logged
-    step), measured by. Perplexity and stop rate are stage 5's evaluation of the run when there is one
+    Columns: run, status, recipes used (train and validation, as the run counted them: fewer than its
+    ``n_recipes`` when the data held fewer), steps, final train loss, final validation loss, perplexity after,
+    stop rate (a share, 0 to 1), tokens per second, training time (s: the run's own count, else first to last
+    logged step), measured by. Perplexity and stop rate are stage 5's evaluation of the run when there is one
     (``BY_STAGE5``), else what the run measured at its end (``BY_THE_RUN``: summary ``heldout_perplexity``
     and ``stop_rate``), never a mix of the two in one row; else ``NOT_EVALUATED``.
     """
@@ -214,7 +217,7 @@ def comparison_rows(runs: list[dict], metrics: dict[str, list[dict]], evaluation
             by = NOT_EVALUATED
         seconds = _finite(summary.get("seconds"))
         rows.append({
-            "run": run_label(run), "status": run["status"],
+            "run": run_label(run), "status": run["status"], "recipes used": recipes_used(run),
             "steps": max((int(m["step"]) for m in logged), default=int(summary.get("step") or 0)),
             "final train loss": train[-1]["loss"] if train else _finite(summary.get("train_loss")),
             "final validation loss": validation[-1]["loss"] if validation else _finite(summary.get("eval_loss")),

@@ -77,6 +77,9 @@ else:
         st.markdown("#### Results")
         st.dataframe(rows, hide_index=True, width="stretch",
                      column_config={"stop rate": st.column_config.NumberColumn(format="percent"),
+                                    "recipes used": st.column_config.NumberColumn(
+                                        help="trained and validated on, as the run counted them: fewer than "
+                                             "its data size when the recipes ran out"),
                                     "final train loss": st.column_config.NumberColumn(format="%.3f"),
                                     "final validation loss": st.column_config.NumberColumn(format="%.3f"),
                                     "perplexity after": st.column_config.NumberColumn(format="%.2f"),

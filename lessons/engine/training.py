@@ -404,6 +404,10 @@ def prepare_data(settings: TrainSettings, stage2: ModuleType, splits=None):
         _print(f"stage 2: loading recipes from {settings.source!r}")
         raw = stage2.load_recipes(settings.source)
         splits = stage2.prepare_splits(raw, settings.n_recipes, settings.test_size, settings.seed)
+        used = len(splits["train"]) + len(splits["validation"])
+        if settings.n_recipes and used < settings.n_recipes:  # a bigger data size would train on these same recipes
+            _print(f"data: {settings.n_recipes} recipes asked for, but {settings.source!r} has {used} usable ones: "
+                   f"this run uses all {used}")
     _print(f"data: {len(splits['train'])} training recipes, {len(splits['validation'])} for validation")
     return splits
 
