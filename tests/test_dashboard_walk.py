@@ -1,8 +1,10 @@
 """Every page's main action, pressed in a real browser (Debian Chromium, Playwright), as an instructor in demo mode.
 
 One server, one browser, the pages in lesson order: stage 1's before picture, 2 and 3's
-charts, 4A's one step, a 4B training run to the end, 5's evaluation of that run, 6's
-generation and sweep, and 7's upload, clean and training on the uploaded file. The walk
+charts, 4A's one step, a 4B training run to the end, 5's evaluation of that run and one
+blind rating, 6's generation and sweep, 7's upload, clean and training on the uploaded
+file, then the Experiments page with those runs and a Chat answer from the 4B run's
+model. The walk
 fails on any error box, exception, or chart drawn without marks, and saves a screenshot
 of every page under the test's folder (or ``$LAB_SCREENSHOTS``).
 
@@ -135,6 +137,11 @@ def test_every_page_main_action_in_demo_mode_on_a_tiny_model(tiny_server, screen
         results = page.get_by_text("Perplexity before and after", exact=True)
         expect(results.or_(error_boxes(page)).first).to_be_visible(timeout=RUN_LIMIT_MS)
         expect(page.get_by_text("Side by side (run", exact=False).first).to_be_visible()
+        expect(page.get_by_text("Word overlap with held-out recipes (BLEU, ROUGE)", exact=True)).to_be_visible()
+        expect(page.get_by_text("Rated 0 of", exact=False)).to_be_visible()
+        page.get_by_role("button", name="A is better").first.click()  # one blind pair rated: the model revealed
+        expect(page.get_by_text("Rated 1 of", exact=False)).to_be_visible()
+        expect(page.get_by_text("Revealed:", exact=False)).to_have_count(1)
         page_is_sound(page, "stage5", screenshots)
 
         open_stage(page, server, "stage6")
@@ -165,6 +172,25 @@ def test_every_page_main_action_in_demo_mode_on_a_tiny_model(tiny_server, screen
         expect(finished.or_(page.get_by_text("❌ failed", exact=False)).first).to_be_visible(timeout=RUN_LIMIT_MS)
         expect(finished.first).to_be_visible()
         page_is_sound(page, "stage7", screenshots)
+
+        page.goto(address(server, "experiments"))  # the 4B run and its stage 5 perplexity, compared
+        expect(page.get_by_role("heading", name="Experiments side by side")).to_be_visible()
+        expect(page.get_by_text("Running...", exact=False)).to_have_count(0)
+        expect(page.get_by_role("button", name="Queue the variant")).to_be_visible()
+        page_is_sound(page, "experiments", screenshots)
+
+        page.goto(address(server, "chat"))  # the walk's own 4B run answers, streamed into a chat message
+        expect(page.get_by_role("heading", name="Chat with your model")).to_be_visible()
+        page.get_by_test_id("stSelectbox").filter(has_text="Model").click()
+        page.get_by_role("option", name="fine-tuned · run", exact=False).first.click()
+        set_number(page, "Max new tokens", 8)
+        box = page.get_by_test_id("stChatInputTextArea")
+        box.fill("tomato soup")
+        box.press("Enter")
+        answer = page.get_by_test_id("stChatMessage").filter(has_text=re.compile(r"tokens in [\d.]+ s"))
+        expect(answer).to_have_count(1, timeout=RUN_LIMIT_MS)
+        expect(answer).to_contain_text("fine-tuned (")
+        page_is_sound(page, "chat", screenshots)
         browser.close()
 
 
