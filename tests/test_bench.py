@@ -333,3 +333,67 @@ def test_an_unchecked_peft_runs_its_own_code_with_one_warning(monkeypatch):
         warnings.simplefilter("error")  # once is enough
         assert not speed.speed_up_trainable_tokens()
     assert TrainableTokensLayer.forward_adapters is before
+
+
+@pytest.fixture
+def peft_own_trainable_tokens():
+    """peft's own TrainableTokensLayer forward during the test (whatever ran before in this process); put back after."""
+    from peft.tuners.trainable_tokens.layer import TrainableTokensLayer
+
+    from lessons.engine import speed
+
+    before = TrainableTokensLayer.forward_adapters, speed._ORIGINAL_TRAINABLE_TOKENS_FORWARD
+    if before[1] is not None:
+        TrainableTokensLayer.forward_adapters, speed._ORIGINAL_TRAINABLE_TOKENS_FORWARD = before[1], None
+    yield TrainableTokensLayer.forward_adapters
+    TrainableTokensLayer.forward_adapters, speed._ORIGINAL_TRAINABLE_TOKENS_FORWARD = before
+
+
+def saved_run_with_a_trained_end_row(folder) -> tuple:
+    """(base folder, adapter folder) as a finished tiny run leaves them: LoRA plus the trainable [END] row, and
+    the run's splits beside the adapter. Tiny (2 layers, 64 wide): what is tested is which code computes it."""
+    from datasets import Dataset, DatasetDict
+    from peft import LoraConfig, get_peft_model
+
+    tok = real_tokenizer()
+    tiny_llama(tok).save_pretrained(folder / "base")
+    tok.save_pretrained(folder / "base")
+    model = tiny_llama(tok)
+    load_stage_module("stage3", reference=True).configure_tokenizer(tok, model)
+    adapted = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
+                                               trainable_token_indices={"embed_tokens": [tok.get_vocab()[END_MARKER]]}))
+    adapted.save_pretrained(folder / "run" / "adapter")
+    tok.save_pretrained(folder / "run" / "adapter")
+    rows = fixture_rows()
+    (folder / "run" / "splits").mkdir(parents=True)
+    for name, part in DatasetDict({"train": Dataset.from_list(rows[:4]),
+                                   "validation": Dataset.from_list(rows[4:6])}).items():
+        part.to_json(str(folder / "run" / "splits" / f"{name}.jsonl"), lines=True)
+    return folder / "base", folder / "run" / "adapter"
+
+
+def test_a_trained_run_loaded_for_generation_computes_its_end_row_the_fast_way(peft_own_trainable_tokens, tmp_path):
+    """Chat and stage 6 load a run with load_trained_model: peft's matrix rebuild per token is replaced first."""
+    from peft.tuners.trainable_tokens.layer import TrainableTokensLayer
+
+    from lessons.engine.trained import load_trained_model
+
+    base, adapter = saved_run_with_a_trained_end_row(tmp_path)
+    model, _ = load_trained_model(adapter, str(base))
+    assert any(isinstance(module, TrainableTokensLayer) for module in model.modules()), "the [END] row came back"
+    assert TrainableTokensLayer.forward_adapters is not peft_own_trainable_tokens
+
+
+def test_stage5s_evaluation_measures_the_fine_tuned_model_with_the_fast_end_row(peft_own_trainable_tokens, tmp_path):
+    """Its latency compares the models, not peft's rebuild of the embedding matrix at every token."""
+    from peft.tuners.trainable_tokens.layer import TrainableTokensLayer
+
+    from lessons.engine.evaluation import EVALUATION_STAGES, evaluate_run
+
+    base, adapter = saved_run_with_a_trained_end_row(tmp_path)
+    modules = {key: load_stage_module(key, reference=True) for key in EVALUATION_STAGES}
+    asked = iter([False, True])  # stop after the first phase: the models are loaded by then
+    run = {"id": "fast-end", "config": {"model": str(base), "max_length": 64}}
+    assert evaluate_run(modules, run, adapter=adapter, eval_recipes=1, side_by_side={},
+                        should_stop=lambda: next(asked)) is None
+    assert TrainableTokensLayer.forward_adapters is not peft_own_trainable_tokens

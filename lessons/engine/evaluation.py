@@ -55,6 +55,7 @@ def evaluate_run(modules: dict[str, ModuleType], run: dict, *, adapter: str | Pa
     """
     from .beyond import BeyondSettings
     from .measure import training_device
+    from .speed import speed_up_trainable_tokens
     from .trained import base_for, run_tokenizer
     from .training import saved_splits
 
@@ -83,6 +84,7 @@ def evaluate_run(modules: dict[str, ModuleType], run: dict, *, adapter: str | Pa
     tokenized = held_out.map(lambda batch: stage3.tokenize_function(batch, tokenizer, max_length), batched=True,
                              remove_columns=held_out.column_names)
     base = base_for(tokenizer, config.get("model") or None).to(training_device())  # a GPU where there is one
+    speed_up_trainable_tokens()  # the trained [END] row at full speed, same numbers (lessons/engine/trained.py)
     finetuned = stage5.load_finetuned(base, Path(adapter))  # the learner's function, on the engine's base
     try:
         if not next_phase():

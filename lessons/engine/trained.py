@@ -3,6 +3,12 @@
 A run saves its LoRA adapter and, beside it, the tokenizer it trained with (stage 3
 added ``[END]``). Loading it back: the tokenizer from the adapter's folder, the base
 model with its embeddings resized to that tokenizer, then the adapter on top.
+
+The adapter also holds the trained ``[END]`` row (peft's trainable tokens), which peft
+computes by rebuilding the whole embedding matrix at every generated token: that alone
+made the fine-tuned model about twice as slow per token as the base here
+(docs/benchmarks.md, "Beyond perplexity"). ``speed.speed_up_trainable_tokens`` computes
+the same numbers without the rebuild, and is switched on before an adapter is loaded.
 """
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ from pathlib import Path
 
 from .assets import resolve_model_source
 from .constants import END_MARKER
+from .speed import speed_up_trainable_tokens
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 
@@ -40,5 +47,6 @@ def load_trained_model(adapter: str | Path, model: str | None = None):
     """(fine-tuned model, tokenizer) of a finished run: ``base_for`` its tokenizer, the adapter on top, eval mode."""
     from peft import PeftModel
 
+    speed_up_trainable_tokens()  # the same numbers; without it every token rebuilds the embedding matrix
     tokenizer = run_tokenizer(adapter, model)
     return PeftModel.from_pretrained(base_for(tokenizer, model), str(adapter)).eval(), tokenizer
