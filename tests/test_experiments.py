@@ -239,7 +239,7 @@ def test_alpha_counts_with_rank_and_own_data_runs_do_not_vary_the_recipe_count(s
 
 
 def test_data_sizes_count_as_the_recipes_a_run_used_not_the_number_asked_for(store):
-    finished(store, n_recipes=5000, summary={"n_train": 2816, "n_validation": 313})  # the source held 3,129: both used them all
+    finished(store, n_recipes=5000, summary={"n_train": 2816, "n_validation": 313})  # 3,129 there: both used all
     finished(store, n_recipes=10000, summary={"n_train": 2816, "n_validation": 313})
     assert not judged(store)["vary-data"].met, "5,000 and 10,000 asked of 3,129 recipes trained on the same data"
     finished(store, n_recipes=1000, summary={"n_train": 900, "n_validation": 100})
