@@ -5,10 +5,10 @@ added ``[END]``). Loading it back: the tokenizer from the adapter's folder, the 
 model with its embeddings resized to that tokenizer, then the adapter on top.
 
 The adapter also holds the trained ``[END]`` row (peft's trainable tokens), which peft
-computes by rebuilding the whole embedding matrix at every generated token: that alone
-made the fine-tuned model about twice as slow per token as the base here
-(docs/benchmarks.md, "Beyond perplexity"). ``speed.speed_up_trainable_tokens`` computes
-the same numbers without the rebuild, and is switched on before an adapter is loaded.
+computes by rebuilding the whole embedding matrix at every generated token, about doubling
+the time per token on a CPU (docs/benchmarks.md, "Beyond perplexity").
+``speed.speed_up_trainable_tokens`` computes the same numbers without the rebuild, and is
+switched on before an adapter is loaded.
 """
 from __future__ import annotations
 
