@@ -22,6 +22,7 @@ def fake_trainer(monkeypatch, tmp_path):
     monkeypatch.setenv(jobs.TRAINER_ENV, "tests.dashboard_fake_training")
     monkeypatch.setenv("FAKE_STEP_S", "0.05")
     monkeypatch.setenv("LAB_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("LAB_CLASS_DIR", raising=False)  # the learner's own lab, whatever the shell has
     store = Store(tmp_path / "home" / "lab.sqlite", learner="ada")
     yield store
     for run in store.runs("train"):  # never leave a job behind

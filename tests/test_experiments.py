@@ -4,8 +4,6 @@ and the lab report's section. Store rows are made here; no model is trained.
 """
 from __future__ import annotations
 
-import os
-import signal
 import time
 
 import pytest
@@ -16,6 +14,7 @@ from dashboard.logic.report import SECTIONS, build_report_html
 from lessons.engine import jobs
 from lessons.engine.store import Store
 from tests.dashboard_fake_training import TrainSettings as FakeSettings
+from tests.test_dashboard_jobs import fake_trainer  # noqa: F401 - a fixture
 from tests.test_dashboard_pages import learner  # noqa: F401 - a fixture
 
 
@@ -174,24 +173,10 @@ def test_a_variant_copies_every_setting_but_the_one_changed(store, real_settings
         "run abcdef · learning rate 0.001"
 
 
-@pytest.fixture
-def fake_jobs(monkeypatch, tmp_path):
-    monkeypatch.setenv(jobs.TRAINER_ENV, "tests.dashboard_fake_training")
-    monkeypatch.setenv("FAKE_STEP_S", "0.02")
-    monkeypatch.setenv("LAB_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("LAB_CLASS_DIR", raising=False)
-    opened = Store(tmp_path / "home" / "lab.sqlite", learner="ada")
-    yield opened
-    for run in opened.runs("train"):  # never leave a job behind
-        if run["status"] in jobs.ACTIVE and jobs.pid_alive(run["pid"]):
-            os.kill(run["pid"], signal.SIGKILL)
-    opened.close()
-
-
-def test_the_variant_is_queued_with_the_one_setting_changed_and_trains(fake_jobs):
+def test_the_variant_is_queued_with_the_one_setting_changed_and_trains(fake_trainer):
     from dataclasses import asdict
 
-    store = fake_jobs
+    store = fake_trainer
     original = store.start_run("train", {**asdict(FakeSettings(max_steps=4, rank=8)), "reference": False},
                                name="first try", status="finished")
     variant_id = ex.queue_variant(store.run(original), "rank", "16", store=store, reference=False)
