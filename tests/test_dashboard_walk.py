@@ -94,6 +94,15 @@ def slide_to_start(page, label: str) -> None:
     page.wait_for_timeout(300)
 
 
+def small_training_form(page, *, validate_every: int) -> None:
+    """Stage 4B's form at its smallest: the fewest recipes, 3 steps, the shortest length."""
+    slide_to_start(page, "Data size (recipes)")
+    page.get_by_text("More settings", exact=True).click()
+    set_number(page, "Max steps (0 = all epochs)", 3)
+    set_number(page, "Validate every (steps)", validate_every)
+    slide_to_start(page, "Max length")
+
+
 def test_every_page_main_action_in_demo_mode_on_a_tiny_model(tiny_server, screenshots, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
@@ -120,11 +129,7 @@ def test_every_page_main_action_in_demo_mode_on_a_tiny_model(tiny_server, screen
         page_is_sound(page, "stage4a", screenshots)
 
         open_stage(page, server, "stage4b")
-        slide_to_start(page, "Data size (recipes)")
-        page.get_by_text("More settings", exact=True).click()
-        set_number(page, "Max steps (0 = all epochs)", 3)
-        set_number(page, "Validate every (steps)", 1)
-        slide_to_start(page, "Max length")
+        small_training_form(page, validate_every=1)
         page.get_by_role("button", name="Start training").click()
         finished = page.get_by_text("✅ finished", exact=False)
         expect(finished.or_(page.get_by_text("❌ failed", exact=False)).first).to_be_visible(timeout=RUN_LIMIT_MS)

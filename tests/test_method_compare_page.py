@@ -14,8 +14,8 @@ import pytest
 
 from dashboard.logic.method_compare import methods_here
 from tests.test_dashboard_browser import CHROMIUM, error_boxes, open_browser, screenshots, serve_dashboard  # noqa: F401
-from tests.test_dashboard_walk import (RUN_LIMIT_MS, open_stage, page_is_sound, set_number, slide_to_start,
-                                       tiny_model)  # noqa: F401 - fixtures
+from tests.test_dashboard_walk import (RUN_LIMIT_MS, open_stage, page_is_sound, small_training_form,  # noqa: F401
+                                       tiny_model)  # tiny_model: a fixture
 
 pytestmark = [
     pytest.mark.slow,
@@ -36,11 +36,7 @@ def test_the_compare_button_trains_each_method_and_shows_the_figures(tiny_server
     with sync_playwright() as playwright:
         browser, page = open_browser(playwright, tmp_path, height=4200)
         open_stage(page, tiny_server, "stage4b")
-        slide_to_start(page, "Data size (recipes)")
-        page.get_by_text("More settings", exact=True).click()
-        set_number(page, "Max steps (0 = all epochs)", 3)
-        set_number(page, "Validate every (steps)", 3)
-        slide_to_start(page, "Max length")
+        small_training_form(page, validate_every=3)
         page.get_by_role("button", name="Compare full fine-tuning and LoRA", exact=False).click()
         conclusion = page.get_by_text("LoRA trained", exact=False)
         expect(conclusion.or_(page.get_by_text("❌ failed", exact=False)).first).to_be_visible(
